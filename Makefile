@@ -1,0 +1,58 @@
+# emo: install, test and demo targets.
+#   make install  create/reuse .venv and install the whole stack (CPU machine; see README for CUDA)
+#   make test     install, then run the test suite
+#   make demo     install, generate the demo data sets, train + test the demo models
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Prebuilt mmcv 2.1.0 wheel (built against torch 2.5.1 / cp311); used when present,
+# otherwise mmcv is compiled from source (~15 min on 2 cores).
+WHEELS ?= ../shared/wheels
+STAMP := $(VENV)/.emo-installed
+REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/tests.txt setup.py
+DEMO_DIR ?= data/demo
+DEMO_WORK ?= work_dirs/demo
+PYTEST_ARGS ?=
+
+.PHONY: install test demo demo-data clean-venv
+
+install: $(STAMP)
+
+# The stamp records the requirement files it was made from, so an existing .venv is reused
+# as long as they are unchanged and the stack still imports.
+$(STAMP): $(REQS)
+	@set -e; \
+	if [ -f $(STAMP) ] && cmp -s $(STAMP) <(cat $(REQS)) && \
+	   $(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo" 2>/dev/null; then \
+	  echo "[install] reusing $(VENV)"; touch $(STAMP); exit 0; fi; \
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
+	$(PIP) install -q --upgrade pip; \
+	$(PIP) install -r requirements/build.txt; \
+	if ! $(PY) -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then \
+	  if ls $(WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then \
+	    echo "[install] mmcv 2.1.0 from the prebuilt wheel in $(WHEELS)"; \
+	    $(PIP) install --no-deps --find-links $(WHEELS) mmcv==2.1.0; \
+	  else \
+	    echo "[install] building mmcv 2.1.0 with ops from source (this takes ~15 min)"; \
+	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation --no-deps mmcv==2.1.0; \
+	  fi; \
+	fi; \
+	$(PIP) install -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt \
+	  "torch==2.5.1" "torchvision==0.20.1"; \
+	$(PIP) install --no-deps --no-build-isolation -e .; \
+	$(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"; \
+	cat $(REQS) > $(STAMP)
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo-data: install
+	$(PY) tools/misc/make_demo_data.py $(DEMO_DIR)
+
+demo: demo-data
+	bash tools/run_demo.sh $(PY) $(DEMO_DIR) $(DEMO_WORK)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,209 @@
+"""EMO backbone (Zhang et al., "Rethinking Mobile Block for Efficient Attention-based
+Models", ICCV 2023), one implementation for mmpretrain, mmdet and mmseg."""
+from typing import Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils.checkpoint import load_backbone_checkpoint
+from ..utils.irmb import BN, LN, build_norm, iRMB
+
+
+class ConvStem(nn.Module):
+    """3x3 stride-2 conv (with bias) + BN: (B, 3, H, W) -> (B, C, H/2, W/2).
+
+    Stored as ``convs.0.{0,1}`` like the official multi-scale patch embedding."""
+
+    def __init__(self, in_channels, out_channels, norm_cfg=BN):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, 2, 1, bias=True),
+            build_norm(norm_cfg, out_channels))])
+
+    def forward(self, x):
+        return self.convs[0](x)
+
+
+@MODELS.register_module()
+class EMO(BaseModule):
+    """EMO backbone: (B, 3, H, W) -> tuple of maps at ``out_indices``.
+
+    Index 0 is the stem (``stage0``, stride 2, 24 channels), indices 1..4 the outputs of
+    stages 1..4 (strides 4, 8, 16, 32; channels = ``arch['widths']``). Odd sizes are fine:
+    every stride-2 layer gives ceil(H / 2).
+
+    Args:
+        arch (str | dict): '1m', '2m', '5m', '6m' or a dict with the keys of
+            ``arch_settings`` (depths, widths, exp_ratios, dim_heads, drop_path_rate;
+            optional: stem_width, norms, acts, dw_kernels, attn_stages).
+        in_channels (int): input channels. Default 3.
+        out_indices (Sequence[int] | int): outputs to return, from 0..4. Default (4,).
+        frozen_stages (int): stem (0) up to stage ``frozen_stages`` are frozen
+            (eval mode, no gradients); -1 freezes nothing.
+        norm_eval (bool): keep every BatchNorm in eval mode while training.
+        window_size (int | Sequence[int]): attention window, one for all stages or one
+            per stage 1..4; <= 0 is global attention. Default 7.
+        drop_path_rate (float | None): stochastic depth; None takes the arch's rate.
+        attn_pre (bool): attention before the value expansion (the released order).
+        final_norm (bool): LayerNorm after stage 4 (applied to output 4), as the
+            classifier has it; the downstream networks have none. Default True.
+        init_cfg (dict | list | None): e.g. ``dict(type='Pretrained', checkpoint=...)``;
+            an official EMO file, an mmpretrain EMO classifier checkpoint, or a backbone
+            state_dict. Missing / unexpected keys are reported by name, a file that
+            fits nothing raises.
+    """
+
+    arch_settings = {
+        '1m': dict(depths=[2, 2, 8, 3], widths=[32, 48, 80, 168],
+                   exp_ratios=[2.0, 2.5, 3.0, 3.5], dim_heads=[None, None, 20, 21],
+                   drop_path_rate=0.04036),
+        '2m': dict(depths=[3, 3, 9, 3], widths=[32, 48, 120, 200],
+                   exp_ratios=[2.0, 2.5, 3.0, 3.5], dim_heads=[None, None, 20, 20],
+                   drop_path_rate=0.05),
+        '5m': dict(depths=[3, 3, 9, 3], widths=[48, 72, 160, 288],
+                   exp_ratios=[2.0, 3.0, 4.0, 4.0], dim_heads=[None, None, 32, 32],
+                   drop_path_rate=0.05),
+        '6m': dict(depths=[3, 3, 9, 3], widths=[48, 72, 160, 320],
+                   exp_ratios=[2.0, 3.0, 4.0, 5.0], dim_heads=[None, None, 20, 32],
+                   drop_path_rate=0.05),
+    }
+    # Shared by all released variants.
+    default_arch = dict(stem_width=24, norms=[BN, BN, LN, LN],
+                        acts=[dict(type='SiLU')] * 2 + [dict(type='GELU')] * 2,
+                        dw_kernels=[3, 3, 5, 5], attn_stages=[False, False, True, True])
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = '5m',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (4, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 window_size: Union[int, Sequence[int]] = 7,
+                 drop_path_rate: float = None,
+                 attn_pre: bool = True,
+                 final_norm: bool = True,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = self._parse_arch(arch)
+        arch = self.arch
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        out_indices = tuple(i + 5 if i < 0 else i for i in out_indices)
+        if not out_indices or any(i not in range(5) for i in out_indices):
+            raise ValueError(f'EMO: out_indices must be in 0..4, got {out_indices}')
+        self.out_indices = out_indices
+        if frozen_stages not in range(-1, 5):
+            raise ValueError(f'EMO: frozen_stages must be in -1..4, got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        if isinstance(window_size, int):
+            window_size = [window_size] * self.num_stages
+        if len(window_size) != self.num_stages:
+            raise ValueError(f'EMO: window_size needs one int or {self.num_stages} '
+                             f'(one per stage), got {window_size}')
+        self.window_size = list(window_size)
+        if drop_path_rate is None:
+            drop_path_rate = arch['drop_path_rate']
+
+        stem = arch['stem_width']
+        self.stage0 = nn.ModuleList([
+            ConvStem(in_channels, stem, arch['norms'][0]),
+            iRMB(stem, stem, 1.0, norm_cfg=None, act_cfg=arch['acts'][0], has_skip=False,
+                 v_proj=False, dw_kernel_size=arch['dw_kernels'][0], se_ratio=1.0),
+        ])
+        dprs = torch.linspace(0, drop_path_rate, sum(arch['depths'])).tolist()
+        in_ch = stem
+        for i in range(self.num_stages):
+            blocks = []
+            for j in range(arch['depths'][i]):
+                first = j == 0
+                blocks.append(iRMB(
+                    in_ch, arch['widths'][i],
+                    exp_ratio=arch['exp_ratios'][i] * (2 if first else 1),
+                    norm_cfg=arch['norms'][i], act_cfg=arch['acts'][i],
+                    stride=2 if first else 1, dw_kernel_size=arch['dw_kernels'][i],
+                    has_skip=not first, attn=arch['attn_stages'][i] and not first,
+                    dim_head=arch['dim_heads'][i], window_size=self.window_size[i],
+                    attn_pre=attn_pre, qkv_bias=True, drop_path=dprs.pop(0)))
+                in_ch = arch['widths'][i]
+            self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
+        self.out_channels = [stem] + list(arch['widths'])
+        self.final_norm = final_norm
+        if final_norm:
+            self.norm = build_norm(arch['norms'][-1], arch['widths'][-1])
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch):
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_settings:
+                raise KeyError(f'EMO: unknown arch {arch!r}; choose from '
+                               f'{sorted(cls.arch_settings)} or give a dict')
+            arch = cls.arch_settings[arch.lower()]
+        if not isinstance(arch, dict):
+            raise TypeError(f'EMO: arch must be a str or dict, got {type(arch)}')
+        required = {'depths', 'widths', 'exp_ratios', 'dim_heads'}
+        missing = required - set(arch)
+        if missing:
+            raise KeyError(f'EMO: custom arch misses {sorted(missing)}')
+        arch = {**cls.default_arch, 'drop_path_rate': 0.0, **arch}
+        unknown = set(arch) - set(cls.default_arch) - required - {'drop_path_rate'}
+        if unknown:
+            raise KeyError(f'EMO: custom arch has unknown keys {sorted(unknown)}')
+        for key in ('depths', 'widths', 'exp_ratios', 'dim_heads', 'norms', 'acts',
+                    'dw_kernels', 'attn_stages'):
+            if len(arch[key]) != cls.num_stages:
+                raise ValueError(f'EMO: arch[{key!r}] needs {cls.num_stages} entries, '
+                                 f'got {arch[key]}')
+        return arch
+
+    def stages(self):
+        return [getattr(self, f'stage{i}') for i in range(self.num_stages + 1)]
+
+    def init_weights(self):
+        pretrained = isinstance(self.init_cfg, dict) and \
+            self.init_cfg.get('type') == 'Pretrained'
+        # Official initialisation: trunc-normal linears, unit norms, default convs.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if pretrained:
+            load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
+                                     prefix=self.init_cfg.get('prefix'),
+                                     map_location=self.init_cfg.get('map_location', 'cpu'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def _freeze_stages(self):
+        for stage in self.stages()[:self.frozen_stages + 1]:
+            stage.eval()
+            for p in stage.parameters():
+                p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x):
+        outs = []
+        for i, stage in enumerate(self.stages()):
+            for block in stage:
+                x = block(x)
+            if i in self.out_indices:
+                outs.append(self.norm(x) if i == 4 and self.final_norm else x)
+        return tuple(outs)

@@ -1,0 +1,291 @@
+"""The inverted residual mobile block (iRMB) and the Meta Mobile Block (M2B) of EMO.
+
+M2B: ``Y = X + MLP_s(F(MLP_e(X)))``. ``MLP_e`` (``v``) expands the channels by the ratio
+lambda, ``F`` is an efficient operator, ``MLP_s`` (``proj``) shrinks back. The iRMB is the
+instance with ``F = DW-Conv(EW-MHSA(.))`` and a skip around the DW-Conv.
+
+Sub-module names follow the official EMO code (``norm``, ``qk``, ``v``, ``conv_local``,
+``se``, ``proj``) so official checkpoints load without renaming.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.registry import MODELS
+
+#: Norm and activation defaults of the released network (every norm uses eps 1e-6).
+BN = dict(type='BN', eps=1e-6)
+LN = dict(type='LN', eps=1e-6)
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an NCHW map: (B, C, H, W) -> (B, C, H, W).
+
+    Wraps ``nn.LayerNorm`` as ``self.norm`` (the official parameter names).
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.norm = nn.LayerNorm(num_channels, eps=eps)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def build_norm(cfg: Optional[dict], num_channels: int) -> nn.Module:
+    """Norm layer for NCHW maps. ``type='LN'`` (or ``'LN2d'``) is a channel LayerNorm;
+    any other type (BN, SyncBN, GN, ...) is built by mmcv. ``None`` gives identity."""
+    if cfg is None:
+        return nn.Identity()
+    cfg = dict(cfg)
+    if cfg['type'] in ('LN', 'LN2d'):
+        return LayerNorm2d(num_channels, eps=cfg.get('eps', 1e-6))
+    return build_norm_layer(cfg, num_channels)[1]
+
+
+def build_act(cfg: Optional[dict]) -> nn.Module:
+    return nn.Identity() if cfg is None else build_activation_layer(dict(cfg))
+
+
+class ConvNormAct(nn.Module):
+    """Conv2d -> norm -> act with 'same' padding: (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, groups=1,
+                 bias=False, norm_cfg=None, act_cfg=None):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                              (kernel_size - 1) // 2, groups=groups, bias=bias)
+        self.norm = build_norm(norm_cfg, out_channels)
+        self.act = build_act(act_cfg)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: x * sigmoid(expand(act(reduce(mean_hw(x)))))."""
+
+    def __init__(self, channels: int, ratio: float = 1.0, act_cfg=dict(type='SiLU')):
+        super().__init__()
+        mid = round(channels * ratio)
+        self.conv_reduce = nn.Conv2d(channels, mid, 1, bias=True)
+        self.act = build_act(act_cfg)
+        self.conv_expand = nn.Conv2d(mid, channels, 1, bias=True)
+
+    def forward(self, x):
+        s = self.conv_expand(self.act(self.conv_reduce(x.mean((2, 3), keepdim=True))))
+        return x * s.sigmoid()
+
+
+def window_partition(x: torch.Tensor, window_size: int):
+    """Split a map into EMO's strided-grid windows.
+
+    (B, C, H, W) -> tokens (B * n1 * n2, ws * ws, C) and the padded grid (n1, n2).
+    The map is zero-padded right/bottom to multiples of ``ws``; window (a, b) holds the
+    pixels (a + n1 * i, b + n2 * j), i, j in [0, ws). ``window_size <= 0`` means one
+    window covering the whole map (global attention).
+    """
+    B, C, H, W = x.shape
+    ws_h, ws_w = (H, W) if window_size <= 0 else (window_size, window_size)
+    pad_b, pad_r = (-H) % ws_h, (-W) % ws_w
+    if pad_b or pad_r:
+        x = F.pad(x, (0, pad_r, 0, pad_b))
+    n1, n2 = (H + pad_b) // ws_h, (W + pad_r) // ws_w
+    x = x.view(B, C, ws_h, n1, ws_w, n2).permute(0, 3, 5, 2, 4, 1)
+    return x.reshape(B * n1 * n2, ws_h * ws_w, C), (ws_h, ws_w, n1, n2)
+
+
+def window_reverse(tokens: torch.Tensor, grid, B: int, H: int, W: int):
+    """Inverse of :func:`window_partition`: (B*n1*n2, ws*ws, C) -> (B, C, H, W)."""
+    ws_h, ws_w, n1, n2 = grid
+    C = tokens.shape[-1]
+    x = tokens.view(B, n1, n2, ws_h, ws_w, C).permute(0, 5, 3, 1, 4, 2)
+    x = x.reshape(B, C, ws_h * n1, ws_w * n2)
+    return x[:, :, :H, :W]
+
+
+@MODELS.register_module()
+class iRMB(nn.Module):
+    """Inverted residual mobile block: (B, C_in, H, W) -> (B, C_out, H/stride, W/stride).
+
+    ``x -> norm -> [EW-MHSA] -> v (1x1, expand to C_in * exp_ratio, act) -> DW-Conv
+    (+ skip) -> [SE] -> proj (1x1) -> + shortcut``. With ``attn_pre`` (the released
+    order) the attention mixes the normalised input split into heads of ``dim_head``
+    channels and ``v`` expands afterwards; otherwise it mixes the expanded values.
+
+    Args:
+        in_channels / out_channels (int): block widths.
+        exp_ratio (float): expansion ratio lambda of ``v``. Default 1.0.
+        norm_cfg (dict | None): the pre-norm of the block input (None: no pre-norm).
+        act_cfg (dict | None): activation after ``v`` (and inside SE).
+        stride (int): stride of the depthwise conv.
+        dw_kernel_size (int): depthwise kernel; 0 drops the DW-Conv (F has no conv).
+        dw_norm_cfg / dw_act_cfg: norm/act after the DW-Conv (BN + SiLU in EMO).
+        has_skip (bool): block skip (only used when widths match and stride is 1).
+        local_skip (bool | None): skip around the DW-Conv; None follows the block skip.
+        se_ratio (float): SE reduction ratio, 0 for no SE.
+        attn (bool): use the (expanded-window) MHSA.
+        dim_head (int): channels per head; must divide ``in_channels``.
+        window_size (int): strided-grid window size; <= 0 for global attention.
+        attn_pre (bool): attention before the ``v`` expansion.
+        qkv_bias (bool): bias of the ``qk`` and ``v`` convs.
+        v_proj (bool): have ``v`` at all (the stem block has none).
+        v_groups (int): groups of the ``v`` conv (``num_heads`` makes attn_pre exact).
+        v_norm_cfg / proj_norm_cfg (dict | None): norm after ``v`` / ``proj``
+            (MobileNetV2-style IRB); None in EMO.
+        proj_bias (bool): bias of ``proj`` (False in EMO).
+        drop_path (float): stochastic depth on the residual branch.
+        attn_drop / drop (float): dropout on the attention / before ``proj``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 exp_ratio: float = 1.0,
+                 norm_cfg: Optional[dict] = BN,
+                 act_cfg: Optional[dict] = dict(type='SiLU'),
+                 stride: int = 1,
+                 dw_kernel_size: int = 3,
+                 dw_norm_cfg: Optional[dict] = BN,
+                 dw_act_cfg: Optional[dict] = dict(type='SiLU'),
+                 has_skip: bool = True,
+                 local_skip: Optional[bool] = None,
+                 se_ratio: float = 0.0,
+                 attn: bool = False,
+                 dim_head: int = 64,
+                 window_size: int = 7,
+                 attn_pre: bool = True,
+                 qkv_bias: bool = True,
+                 v_proj: bool = True,
+                 v_groups: int = 1,
+                 v_norm_cfg: Optional[dict] = None,
+                 proj_norm_cfg: Optional[dict] = None,
+                 proj_bias: bool = False,
+                 drop_path: float = 0.0,
+                 attn_drop: float = 0.0,
+                 drop: float = 0.0):
+        super().__init__()
+        mid_channels = int(in_channels * exp_ratio)
+        self.has_skip = has_skip and in_channels == out_channels and stride == 1
+        self.local_skip = self.has_skip if local_skip is None else local_skip
+        self.norm = build_norm(norm_cfg, in_channels)
+        self.attn = attn
+        if attn:
+            if dim_head <= 0 or in_channels % dim_head:
+                raise ValueError(
+                    f'iRMB: dim_head={dim_head} does not divide the block width '
+                    f'{in_channels}; heads = width // dim_head must be whole')
+            self.num_heads = in_channels // dim_head
+            if not attn_pre and mid_channels % self.num_heads:
+                raise ValueError(
+                    f'iRMB: {self.num_heads} heads do not divide the expanded width '
+                    f'{mid_channels} (exp_ratio={exp_ratio})')
+            if attn_pre and v_proj is False:
+                raise ValueError('iRMB: attn_pre needs v_proj')
+            self.dim_head = dim_head
+            self.window_size = int(window_size)
+            self.attn_pre = attn_pre
+            self.attn_drop = attn_drop
+            self.qk = ConvNormAct(in_channels, 2 * in_channels, 1, bias=qkv_bias)
+        if v_proj:
+            if mid_channels % v_groups or in_channels % v_groups:
+                raise ValueError(f'iRMB: v_groups={v_groups} does not divide the widths '
+                                 f'{in_channels} -> {mid_channels}')
+            self.v = ConvNormAct(in_channels, mid_channels, 1, groups=v_groups,
+                                 bias=qkv_bias, norm_cfg=v_norm_cfg, act_cfg=act_cfg)
+        elif mid_channels != in_channels:
+            raise ValueError('iRMB: without v_proj the expansion ratio must be 1')
+        else:
+            self.v = nn.Identity()
+        if dw_kernel_size > 0:
+            self.conv_local = ConvNormAct(mid_channels, mid_channels, dw_kernel_size, stride,
+                                          groups=mid_channels, norm_cfg=dw_norm_cfg,
+                                          act_cfg=dw_act_cfg)
+        elif stride != 1:
+            raise ValueError('iRMB: a stride needs the depthwise conv (dw_kernel_size > 0)')
+        else:
+            self.conv_local = None
+        self.se = (SqueezeExcite(mid_channels, se_ratio, act_cfg)
+                   if se_ratio > 0 else nn.Identity())
+        self.proj_drop = nn.Dropout(drop)
+        self.proj = ConvNormAct(mid_channels, out_channels, 1, bias=proj_bias,
+                                norm_cfg=proj_norm_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def _heads(self, tokens):
+        """(b, N, heads * d) -> (b, heads, N, d)."""
+        b, n, c = tokens.shape
+        return tokens.view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+    def _attention(self, x):
+        """EW-MHSA in strided-grid windows: (B, C, H, W) -> (B, C_mid, H, W)."""
+        B, _, H, W = x.shape
+        tokens, grid = window_partition(x, self.window_size)
+        # qk is a 1x1 conv: applying it to the windowed tokens equals applying it to
+        # the padded map, padded tokens included (they get q = k = bias, unmasked).
+        qk = F.linear(tokens, self.qk.conv.weight.flatten(1), self.qk.conv.bias)
+        q, k = (self._heads(t) for t in qk.chunk(2, dim=-1))
+        if self.attn_pre:
+            v = self._heads(tokens)
+        else:
+            v = self._heads(window_partition(self.v(x), self.window_size)[0])
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
+            scale=self.dim_head**-0.5)
+        out = out.transpose(1, 2).flatten(2)
+        out = window_reverse(out, grid, B, H, W)
+        return self.v(out) if self.attn_pre else out
+
+    def forward(self, x):
+        shortcut = x
+        x = self.norm(x)
+        x = self._attention(x) if self.attn else self.v(x)
+        if self.conv_local is not None:
+            c = self.se(self.conv_local(x))
+            x = x + c if self.local_skip else c
+        else:
+            x = self.se(x)
+        x = self.proj(self.proj_drop(x))
+        return shortcut + self.drop_path(x) if self.has_skip else x
+
+
+@MODELS.register_module()
+class MetaMobileBlock(iRMB):
+    """Meta Mobile Block ``Y = X + MLP_s(F(MLP_e(X)))``: (B, C, H, W) -> (B, C, H, W).
+
+    ``exp_ratio`` is lambda and ``operator`` is F; each choice starts from the settings
+    of the block it instantiates, and any iRMB argument given in ``kwargs`` overrides them:
+
+    * ``'dwconv'``: MobileNetV2 inverted residual block (IRB), lambda > 1:
+      1x1 conv+BN+ReLU6 -> 3x3 DW conv+BN+ReLU6 -> 1x1 conv+BN, no pre-norm.
+    * ``'identity'``: transformer FFN (lambda = 4): LN -> 1x1 (Linear) -> GELU -> 1x1.
+    * ``'mhsa'``: multi-head self-attention (lambda = 1): LN -> q,k,v projections ->
+      global softmax attention -> output projection.
+    * ``'ew_mhsa'``: the iRMB: LN -> EW-MHSA (windowed, attention first) ->
+      1x1 expand + act -> DW-Conv(+skip) -> 1x1.
+    """
+
+    OPERATORS = dict(
+        dwconv=dict(norm_cfg=None, act_cfg=dict(type='ReLU6'), v_norm_cfg=dict(type='BN'),
+                    dw_kernel_size=3, dw_norm_cfg=dict(type='BN'),
+                    dw_act_cfg=dict(type='ReLU6'), local_skip=False, qkv_bias=False,
+                    proj_norm_cfg=dict(type='BN')),
+        identity=dict(norm_cfg=LN, act_cfg=dict(type='GELU'), dw_kernel_size=0,
+                      proj_bias=True),
+        mhsa=dict(norm_cfg=LN, act_cfg=None, dw_kernel_size=0, attn=True,
+                  attn_pre=False, window_size=0, proj_bias=True),
+        ew_mhsa=dict(norm_cfg=LN, act_cfg=dict(type='GELU'), dw_kernel_size=5, attn=True,
+                     attn_pre=True, window_size=7),
+    )
+
+    def __init__(self, channels: int, exp_ratio: float, operator: str = 'ew_mhsa',
+                 **kwargs):
+        if operator not in self.OPERATORS:
+            raise ValueError(f'MetaMobileBlock: unknown operator {operator!r}; '
+                             f'choose from {sorted(self.OPERATORS)}')
+        self.operator = operator
+        super().__init__(channels, channels, exp_ratio,
+                         **{**self.OPERATORS[operator], **kwargs})
