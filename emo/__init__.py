@@ -6,6 +6,7 @@ mmpretrain, mmdet and mmseg alike. Configs load it with
 ``custom_imports = dict(imports=['emo'], allow_failed_imports=False)``.
 """
 from .models import *  # noqa: F401,F403
+from .utils import register_flop_handles  # noqa: F401  (adds the SDPA FLOP handle)
 from .version import __version__
 
 __all__ = ['__version__']

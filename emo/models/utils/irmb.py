@@ -80,31 +80,35 @@ class SqueezeExcite(nn.Module):
         return x * s.sigmoid()
 
 
-def window_partition(x: torch.Tensor, window_size: int):
-    """Split a map into EMO's strided-grid windows.
+def pad_to_windows(x: torch.Tensor, window_size: int):
+    """Zero-pad (B, C, H, W) right/bottom to multiples of the window size.
 
-    (B, C, H, W) -> tokens (B * n1 * n2, ws * ws, C) and the padded grid (n1, n2).
-    The map is zero-padded right/bottom to multiples of ``ws``; window (a, b) holds the
-    pixels (a + n1 * i, b + n2 * j), i, j in [0, ws). ``window_size <= 0`` means one
-    window covering the whole map (global attention).
+    Returns the padded map and its grid ``(ws_h, ws_w, n1, n2)``; ``window_size <= 0``
+    means one window covering the whole map (global attention).
     """
-    B, C, H, W = x.shape
+    H, W = x.shape[-2:]
     ws_h, ws_w = (H, W) if window_size <= 0 else (window_size, window_size)
     pad_b, pad_r = (-H) % ws_h, (-W) % ws_w
     if pad_b or pad_r:
         x = F.pad(x, (0, pad_r, 0, pad_b))
-    n1, n2 = (H + pad_b) // ws_h, (W + pad_r) // ws_w
+    return x, (ws_h, ws_w, (H + pad_b) // ws_h, (W + pad_r) // ws_w)
+
+
+def window_partition(x: torch.Tensor, grid):
+    """Padded (B, C, n1*ws, n2*ws) -> tokens (B*n1*n2, ws*ws, C) of EMO's strided-grid
+    windows: window (a, b) holds the pixels (a + n1*i, b + n2*j), i, j in [0, ws)."""
+    ws_h, ws_w, n1, n2 = grid
+    B, C = x.shape[:2]
     x = x.view(B, C, ws_h, n1, ws_w, n2).permute(0, 3, 5, 2, 4, 1)
-    return x.reshape(B * n1 * n2, ws_h * ws_w, C), (ws_h, ws_w, n1, n2)
+    return x.reshape(B * n1 * n2, ws_h * ws_w, C)
 
 
-def window_reverse(tokens: torch.Tensor, grid, B: int, H: int, W: int):
-    """Inverse of :func:`window_partition`: (B*n1*n2, ws*ws, C) -> (B, C, H, W)."""
+def window_reverse(tokens: torch.Tensor, grid, H: int, W: int):
+    """Inverse of :func:`window_partition`, cropped: (B*n1*n2, ws*ws, C) -> (B, C, H, W)."""
     ws_h, ws_w, n1, n2 = grid
     C = tokens.shape[-1]
-    x = tokens.view(B, n1, n2, ws_h, ws_w, C).permute(0, 5, 3, 1, 4, 2)
-    x = x.reshape(B, C, ws_h * n1, ws_w * n2)
-    return x[:, :, :H, :W]
+    x = tokens.view(-1, n1, n2, ws_h, ws_w, C).permute(0, 5, 3, 1, 4, 2)
+    return x.reshape(-1, C, ws_h * n1, ws_w * n2)[:, :, :H, :W]
 
 
 @MODELS.register_module()
@@ -222,21 +226,17 @@ class iRMB(nn.Module):
 
     def _attention(self, x):
         """EW-MHSA in strided-grid windows: (B, C, H, W) -> (B, C_mid, H, W)."""
-        B, _, H, W = x.shape
-        tokens, grid = window_partition(x, self.window_size)
-        # qk is a 1x1 conv: applying it to the windowed tokens equals applying it to
-        # the padded map, padded tokens included (they get q = k = bias, unmasked).
-        qk = F.linear(tokens, self.qk.conv.weight.flatten(1), self.qk.conv.bias)
-        q, k = (self._heads(t) for t in qk.chunk(2, dim=-1))
-        if self.attn_pre:
-            v = self._heads(tokens)
-        else:
-            v = self._heads(window_partition(self.v(x), self.window_size)[0])
+        H, W = x.shape[-2:]
+        x, grid = pad_to_windows(x, self.window_size)
+        # Padded tokens are not masked; 1x1 convs on the padded map give them
+        # q = k = bias, as the official per-window convs do.
+        q, k = (self._heads(t) for t in
+                window_partition(self.qk(x), grid).chunk(2, dim=-1))
+        v = self._heads(window_partition(x if self.attn_pre else self.v(x), grid))
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
             scale=self.dim_head**-0.5)
-        out = out.transpose(1, 2).flatten(2)
-        out = window_reverse(out, grid, B, H, W)
+        out = window_reverse(out.transpose(1, 2).flatten(2), grid, H, W)
         return self.v(out) if self.attn_pre else out
 
     def forward(self, x):
