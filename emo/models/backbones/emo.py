@@ -173,7 +173,8 @@ class EMO(BaseModule):
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=.02)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)) and m.affine:
+            elif isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)) and \
+                    m.weight is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if pretrained:

@@ -1,0 +1,144 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: one entry for every task.
+
+The library is picked from the config's ``default_scope`` (mmpretrain, mmdet, mmseg); the
+few places where the three stock tools differ (visualisation hooks, result dumping,
+workers) are handled here.
+"""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools)
+
+SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+def load_config(path, cfg_options=None, work_dir=None):
+    """Load a config, merge ``--cfg-options`` and set ``work_dir``
+    (default ``work_dirs/<config name>``). Raises on an unknown ``default_scope``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'{path}: default_scope is {scope!r}; this project runs configs of '
+                         f'{SCOPES}')
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def _datasets(cfg):
+    """(name, dataset cfg) for every dataset of the config, wrappers unrolled."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        todo = [loader.get('dataset')]
+        while todo:
+            ds = todo.pop()
+            if not ds:
+                continue
+            if 'dataset' in ds:
+                todo.append(ds['dataset'])
+            todo.extend(ds.get('datasets', []))
+            yield split, ds
+
+
+def check_data(cfg, splits=('train', 'val', 'test')):
+    """Fail early, naming the path and the option to change, when data are missing."""
+    for split, ds in _datasets(cfg):
+        if split not in splits:
+            continue
+        root = ds.get('data_root')
+        if root and not osp.isdir(root):
+            raise FileNotFoundError(
+                f'{split} data root {root!r} does not exist; put the data there or pass '
+                f'--cfg-options {split}_dataloader.dataset.data_root=PATH (for a wrapped '
+                f'data set: {split}_dataloader.dataset.dataset.data_root=PATH)')
+        ann = ds.get('ann_file')
+        if ann:
+            path = ann if osp.isabs(ann) or not root else osp.join(root, ann)
+            if not osp.exists(path):
+                raise FileNotFoundError(f'{split} annotation file {path!r} does not exist')
+
+
+def fix_dataloaders(cfg):
+    """``persistent_workers`` needs workers: drop it where ``num_workers`` is 0."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader and loader.get('num_workers', 0) == 0 and \
+                loader.get('persistent_workers'):
+            loader['persistent_workers'] = False
+
+
+def enable_visualization(cfg, show=False, show_dir=None, wait_time=2.0):
+    """Turn on the scope's visualization hook: draw predictions to ``show_dir``."""
+    if not (show or show_dir):
+        return
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise KeyError('the config has no default_hooks.visualization to draw with')
+    hook = hooks.visualization
+    scope = cfg.default_scope
+    if scope == 'mmpretrain':
+        hook.enable = True
+        if show_dir:
+            hook.out_dir = show_dir
+    else:
+        hook.draw = True
+        if show_dir and scope == 'mmdet':
+            hook.test_out_dir = show_dir
+        elif show_dir:  # mmseg: the visualizer saves the drawings
+            cfg.visualizer.save_dir = show_dir
+    if show:
+        hook.show = True
+        hook.wait_time = wait_time
+
+
+def add_result_dump(runner, out):
+    """``--out``: predictions as a pickle (classification, detection) or, for
+    segmentation, the predicted masks as PNG files in the folder ``out``."""
+    scope = runner.cfg.default_scope
+    if scope == 'mmseg':
+        for metric in runner.test_evaluator.metrics:
+            if hasattr(metric, 'output_dir'):
+                metric.output_dir = out
+                metric.format_only = False
+                os.makedirs(out, exist_ok=True)
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl/.pickle file, got {out}')
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    else:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+
+
+def to_builtin(obj):
+    """numpy scalars/arrays (mmseg's IoUMetric returns float32) -> JSON-safe values."""
+    if isinstance(obj, dict):
+        return {k: to_builtin(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_builtin(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def save_metrics(metrics, work_dir, name):
+    """Write ``metrics`` to ``work_dir/name`` as JSON and return the JSON text."""
+    text = json.dumps(to_builtin(metrics), indent=1, sort_keys=True)
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, name), 'w') as f:
+        f.write(text + '\n')
+    return text

@@ -1,0 +1,94 @@
+"""Parameters and FLOPs of any config of this project (mmengine's counter).
+
+FLOPs are multiply-adds, the attention matmuls included (fvcore / mmengine convention;
+``emo`` adds the handle for ``scaled_dot_product_attention``). The model runs its
+``mode='tensor'`` forward on one zero image: classifier logits, detector head maps
+before NMS, segmentor decode head (the auxiliary head is counted in params, not FLOPs).
+Default input: the classification crop (224), the detector's test scale (e.g. 320x320,
+800x1333), the segmentor's crop size (512x512). Example:
+    python tools/analysis/get_flops.py configs/classification/emo-1m_8xb256_in1k.py
+    python tools/analysis/get_flops.py CONFIG --shape 800 1333
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from emo.utils.launch import DictAction, load_config  # noqa: E402
+
+
+def default_shape(cfg):
+    """(H, W) the config evaluates at."""
+    scope = cfg.default_scope
+    pipeline = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.get('pipeline', [])
+    if scope == 'mmseg' and cfg.get('crop_size'):
+        return tuple(cfg.crop_size)
+    for t in pipeline:
+        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
+            size = t['crop_size']
+            return (size, size) if isinstance(size, int) else tuple(size[::-1])
+        if scope == 'mmdet' and t['type'] == 'Resize':
+            w, h = t['scale']
+            return (h, w)
+    return (224, 224)
+
+
+class TensorForward(nn.Module):
+    """Calls an OpenMMLab model's ``mode='tensor'`` forward: (1, 3, H, W) -> raw outputs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+
+def count(cfg, shape=None):
+    """Returns dict(params, flops, shape) for the model of ``cfg``."""
+    from mmengine.analysis import get_model_complexity_info
+    from mmengine.registry import MODELS, init_default_scope
+
+    import emo  # noqa: F401  (registers EMO and the SDPA FLOP handle)
+    init_default_scope(cfg.default_scope)
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('init_cfg', None)
+    if model_cfg.get('backbone', {}).get('init_cfg'):
+        model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no file needed
+    model = MODELS.build(model_cfg).eval()
+    shape = tuple(shape or default_shape(cfg))
+    with torch.no_grad():
+        info = get_model_complexity_info(TensorForward(model), input_shape=(3, *shape),
+                                         show_table=False, show_arch=False)
+    params = sum(p.numel() for p in model.parameters())
+    return dict(params=params, flops=info['flops'], shape=shape)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Count params and FLOPs of a config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
+                        help='input size: H W (or one number for a square)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    args = parser.parse_args(argv)
+    shape = None
+    if args.shape:
+        if len(args.shape) > 2:
+            parser.error('--shape takes H W or one size')
+        shape = args.shape * 2 if len(args.shape) == 1 else args.shape
+    cfg = load_config(args.config, args.cfg_options)
+    res = count(cfg, shape)
+    h, w = res['shape']
+    print(f'config: {args.config}\ninput shape: {h}x{w}\n'
+          f'params: {res["params"] / 1e6:.4f} M ({res["params"]})\n'
+          f'flops: {res["flops"] / 1e9:.4f} G ({res["flops"]}) multiply-adds incl. attention')
+    return res
+
+
+if __name__ == '__main__':
+    main()
