@@ -12,7 +12,6 @@ PIP := $(PY) -m pip
 WHEELS ?= ../shared/wheels
 STAMP := $(VENV)/.emo-installed
 REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/tests.txt setup.py
-DEMO_DIR ?= data/demo
 DEMO_WORK ?= work_dirs/demo
 PYTEST_ARGS ?=
 
@@ -49,10 +48,10 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo-data: install
-	$(PY) tools/misc/make_demo_data.py $(DEMO_DIR)
+	$(PY) tools/misc/make_demo_data.py data/demo
 
 demo: demo-data
-	bash tools/run_demo.sh $(PY) $(DEMO_DIR) $(DEMO_WORK)
+	bash tools/run_demo.sh $(PY) $(DEMO_WORK)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,7 +24,7 @@ from emo.models.utils.checkpoint import official_to_mmpretrain, unwrap_state_dic
 
 
 def convert(src, dst, arch=None, num_classes=None):
-    state_dict = unwrap_state_dict(torch.load(src, map_location='cpu'))
+    state_dict = unwrap_state_dict(torch.load(src, map_location='cpu', weights_only=True))
     converted = official_to_mmpretrain(state_dict)
     if arch:
         from mmpretrain.models import ImageClassifier

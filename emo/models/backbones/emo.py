@@ -54,7 +54,8 @@ class EMO(BaseModule):
         init_cfg (dict | list | None): e.g. ``dict(type='Pretrained', checkpoint=...)``;
             an official EMO file, an mmpretrain EMO classifier checkpoint, or a backbone
             state_dict. Missing / unexpected keys are reported by name, a file that
-            fits nothing raises.
+            fits nothing raises; ``strict=True`` in the init_cfg makes any missing or
+            unexpected key an error.
     """
 
     arch_settings = {
@@ -180,7 +181,8 @@ class EMO(BaseModule):
         if pretrained:
             load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
                                      prefix=self.init_cfg.get('prefix'),
-                                     map_location=self.init_cfg.get('map_location', 'cpu'))
+                                     map_location=self.init_cfg.get('map_location', 'cpu'),
+                                     strict=self.init_cfg.get('strict', False))
             self._is_init = True
         else:
             super().init_weights()
