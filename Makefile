@@ -8,7 +8,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Prebuilt mmcv 2.1.0 wheel (built against torch 2.5.1 / cp311); used when present,
-# otherwise mmcv is compiled from source (~15 min on 2 cores).
+# otherwise mmcv is compiled from source (~15 min on 2 cores). On a CUDA machine use
+# `FORCE_CUDA=1 make install WHEELS=` (the prebuilt wheel has CPU ops only).
 WHEELS ?= ../shared/wheels
 STAMP := $(VENV)/.emo-installed
 REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/tests.txt setup.py
@@ -30,7 +31,7 @@ $(STAMP): $(REQS)
 	$(PIP) install -q --upgrade pip; \
 	$(PIP) install -r requirements/build.txt; \
 	if ! $(PY) -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then \
-	  if ls $(WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then \
+	  if [ -n "$(WHEELS)" ] && ls $(WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then \
 	    echo "[install] mmcv 2.1.0 from the prebuilt wheel in $(WHEELS)"; \
 	    $(PIP) install --no-deps --find-links $(WHEELS) mmcv==2.1.0; \
 	  else \

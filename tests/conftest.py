@@ -18,6 +18,18 @@ def demo_data_root(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture(scope='module')
+def single_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``):
+    on a busy 2-core machine two OpenMP threads per process can be ten times slower than
+    one (they wait on each other); on an idle one the difference is small."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_configure(config):
     # Known upstream noise of this stack (torch 2.5 torch.load default, mmengine imports).
     for line in ('ignore:You are using `torch.load`:FutureWarning',

@@ -9,17 +9,16 @@ Examples:
     bash tools/dist_train.sh CONFIG 8                      # 8 GPUs (torchrun)
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from emo.utils.launch import (DictAction, check_data, fix_dataloaders,  # noqa: E402
-                              load_config)
+from emo.utils.launch import (add_common_args, build_runner, check_data,  # noqa: E402
+                              fix_dataloaders, load_config, parse_args)
 
 
-def parse_args(argv=None):
+def get_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train an EMO model (mmpretrain / mmdet / mmseg, by default_scope)')
     parser.add_argument('config', help='train config file path')
@@ -35,20 +34,12 @@ def parse_args(argv=None):
                         '(relative to the config\'s auto_scale_lr.base_batch_size)')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate during training')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs '
-                        '(e.g. train_dataloader.dataset.data_root=data/my_set)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_args(parser, argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = get_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     splits = ('train', ) if args.no_validate else ('train', 'val')
@@ -72,10 +63,7 @@ def main(argv=None):
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg
-              else RUNNERS.build(cfg))
+    runner = build_runner(cfg)
     runner.train()
 
 

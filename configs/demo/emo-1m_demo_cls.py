@@ -10,7 +10,7 @@ model = dict(head=dict(num_classes=4))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.5, 1.0),
+    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.7, 1.0),
          backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
@@ -33,8 +33,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-max_epochs = 40
-optim_wrapper = dict(optimizer=dict(lr=5e-3))
+max_epochs = 8
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
@@ -42,7 +42,7 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-custom_hooks = [dict(type='EMAHook', momentum=0.05, priority='ABOVE_NORMAL')]
-default_hooks = dict(logger=dict(interval=4),
+custom_hooks = [dict(type='EMAHook', momentum=0.02, priority='ABOVE_NORMAL')]
+default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 randomness = dict(seed=0)

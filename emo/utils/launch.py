@@ -14,6 +14,29 @@ from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for th
 SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
+def add_common_args(parser):
+    """``--cfg-options``, ``--launcher`` and ``--local-rank``, as every OpenMMLab tool has."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs '
+                        '(e.g. train_dataloader.dataset.data_root=data/my_set)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_args(parser, argv=None):
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_runner(cfg):
+    """The config's runner (``runner_type`` when given, else mmengine's Runner)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
 def load_config(path, cfg_options=None, work_dir=None):
     """Load a config, merge ``--cfg-options`` and set ``work_dir``
     (default ``work_dirs/<config name>``). Raises on an unknown ``default_scope``."""

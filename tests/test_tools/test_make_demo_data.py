@@ -24,6 +24,7 @@ def _load_script():
 mdd = _load_script()
 CLS_CLASSES = ['circle', 'cross', 'square', 'triangle']
 DET_CLASSES = ['circle', 'square', 'triangle']
+N_TRAIN, N_VAL = mdd.CLS_NUM_TRAIN, mdd.CLS_NUM_VAL  # per class
 
 
 def _tree_bytes(root):
@@ -48,7 +49,7 @@ def test_stamp(demo):
     with open(osp.join(demo, 'demo_data.json')) as f:
         stamp = json.load(f)
     assert stamp['seed'] == 0
-    assert stamp['written']['imagenet'] == dict(train=256, val=64)
+    assert stamp['written']['imagenet'] == dict(train=4 * N_TRAIN, val=4 * N_VAL)
     assert stamp['written']['coco']['train'] == 96
     assert stamp['written']['coco']['val'] == 24
     assert stamp['written']['ade'] == dict(train=64, val=16)
@@ -61,7 +62,7 @@ def test_classification_layout(demo):
     with open(osp.join(base, 'classes.txt')) as f:
         classes = f.read().split()
     assert classes == CLS_CLASSES == sorted(CLS_CLASSES)
-    for split, per_class in (('train', 64), ('val', 16)):
+    for split, per_class in (('train', N_TRAIN), ('val', N_VAL)):
         assert sorted(os.listdir(osp.join(base, split))) == CLS_CLASSES
         with open(osp.join(base, 'meta', f'{split}.txt')) as f:
             lines = [line.split() for line in f.read().splitlines()]
@@ -84,16 +85,16 @@ def test_classification_layout(demo):
 
 
 def test_classification_mmpretrain(demo):
-    custom = pytest.importorskip('mmpretrain.datasets.custom')
+    import mmpretrain.datasets.custom as custom
     base = osp.join(demo, 'imagenet')
     # Folder scan: labels come from the sorted folder names.
     ds = custom.CustomDataset(data_root=base, data_prefix='train', pipeline=[])
-    assert len(ds) == 256
+    assert len(ds) == 4 * N_TRAIN
     assert list(ds.CLASSES) == CLS_CLASSES
     # Annotation files.
     ds = custom.CustomDataset(data_root=base, data_prefix='val', ann_file='meta/val.txt',
                               classes=osp.join(base, 'classes.txt'), pipeline=[])
-    assert len(ds) == 64
+    assert len(ds) == 4 * N_VAL
     info = ds.get_data_info(20)
     assert osp.basename(osp.dirname(info['img_path'])) == CLS_CLASSES[info['gt_label']]
 
@@ -140,7 +141,7 @@ def test_coco(demo, split, num):
 
 
 def test_coco_mmdet(demo):
-    coco_mod = pytest.importorskip('mmdet.datasets.coco')
+    import mmdet.datasets.coco as coco_mod
     ds = coco_mod.CocoDataset(
         data_root=osp.join(demo, 'coco'), ann_file='annotations/instances_val2017.json',
         data_prefix=dict(img='val2017/'), metainfo=dict(classes=tuple(DET_CLASSES)),
@@ -179,7 +180,7 @@ def test_ade(demo, split, prefix, num):
 
 
 def test_ade_mmseg(demo):
-    ade = pytest.importorskip('mmseg.datasets.ade')
+    import mmseg.datasets.ade as ade
     ds = ade.ADE20KDataset(
         data_root=osp.join(demo, 'ade', 'ADEChallengeData2016'),
         data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),

@@ -39,8 +39,8 @@ JPEG_PARAMS = [int(cv2.IMWRITE_JPEG_QUALITY), 95]
 # assigns labels from the sorted folder names).
 CLS_CLASSES = ('circle', 'cross', 'square', 'triangle')
 CLS_SIZE = 64
-CLS_NUM_TRAIN = 64  # per class
-CLS_NUM_VAL = 16  # per class
+CLS_NUM_TRAIN = 400  # per class: few enough images are memorised (colours) before shapes are learnt
+CLS_NUM_VAL = 25  # per class
 
 # COCO detection: category ids 1, 2, 3.
 DET_CLASSES = ('circle', 'square', 'triangle')

@@ -5,7 +5,6 @@ from typing import Sequence, Union
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -167,22 +166,14 @@ class EMO(BaseModule):
         return [getattr(self, f'stage{i}') for i in range(self.num_stages + 1)]
 
     def init_weights(self):
-        pretrained = isinstance(self.init_cfg, dict) and \
-            self.init_cfg.get('type') == 'Pretrained'
-        # Official initialisation: trunc-normal linears, unit norms, default convs.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)) and \
-                    m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if pretrained:
-            load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
-                                     prefix=self.init_cfg.get('prefix'),
-                                     map_location=self.init_cfg.get('map_location', 'cpu'),
-                                     strict=self.init_cfg.get('strict', False))
+        """The official initialisation is PyTorch's default for convs and norms (the
+        only Linear, the classifier head, is the head's own); ``Pretrained`` loads a file
+        through :func:`load_backbone_checkpoint`, which reports every key."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_backbone_checkpoint(self, cfg['checkpoint'], prefix=cfg.get('prefix'),
+                                     map_location=cfg.get('map_location', 'cpu'),
+                                     strict=cfg.get('strict', False))
             self._is_init = True
         else:
             super().init_weights()

@@ -236,8 +236,8 @@ class iRMB(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
             scale=self.dim_head**-0.5)
-        out = window_reverse(out.transpose(1, 2).flatten(2), grid, H, W)
-        return self.v(out) if self.attn_pre else out
+        out = window_reverse(out.transpose(1, 2).flatten(2), grid, *x.shape[-2:])
+        return (self.v(out) if self.attn_pre else out)[:, :, :H, :W]  # v on the padded map
 
     def forward(self, x):
         shortcut = x
