@@ -3,23 +3,11 @@ import glob
 import os.path as osp
 
 import pytest
+from helpers import REPO, build_model
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)
-
-
-def build_model(cfg):
-    """Build ``cfg.model`` as the Runner does (top-level data_preprocessor merged), without
-    reading the backbone's pretrained file."""
-    init_default_scope(cfg.default_scope)
-    model = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:
-        model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model.backbone = dict(model.backbone, init_cfg=None)
-    return MODELS.build(model)
 
 
 def test_config_inventory():

@@ -2,9 +2,9 @@
 import os.path as osp
 
 import pytest
+from helpers import REPO, load_tool
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COUNTS = {  # params (exact) and GFLOPs at 224 of the official classifiers
     '1m': (1_361_168, 0.2608), '2m': (2_377_472, 0.4394),
     '5m': (5_108_848, 0.9026), '6m': (6_168_496, 0.9608)}
@@ -14,18 +14,9 @@ def load(arch):
     return Config.fromfile(osp.join(REPO, f'configs/classification/emo-{arch}_8xb256_in1k.py'))
 
 
-def get_flops_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', osp.join(REPO, 'tools/analysis/get_flops.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('arch', ['1m', '2m', '5m', '6m'])
 def test_counts_match_the_official_networks(arch):
-    res = get_flops_module().count(load(arch))
+    res = load_tool('tools/analysis/get_flops.py').count(load(arch))
     params, gflops = COUNTS[arch]
     assert res['shape'] == (224, 224)
     assert res['params'] == params

@@ -36,6 +36,7 @@ def test_train_then_test(demo_data_root, tmp_path):
     log = _run([osp.join(REPO, 'tools', 'test.py'), CONFIG, ckpt, '--work-dir', test_work,
                 '--show-dir', 'vis', '--out', str(tmp_path / 'masks'),
                 '--cfg-options', *data, 'test_dataloader.num_workers=0',
+                'default_hooks.visualization.interval=1',  # mmseg draws every 50th
                 'model.test_cfg.mode=slide', 'model.test_cfg.crop_size=(128,128)',
                 'model.test_cfg.stride=(96,96)'],
                cwd=str(tmp_path))
@@ -44,7 +45,8 @@ def test_train_then_test(demo_data_root, tmp_path):
     assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
     assert all(isinstance(v, float) and 0 <= v <= 100 for v in metrics.values())
     assert 'mIoU' in log
-    drawn = glob.glob(osp.join(test_work, '**', 'vis', '**', '*.png'), recursive=True)
+    # mmseg's visualizer saves under <show_dir>/vis_data/vis_image (show_dir from the cwd)
+    drawn = glob.glob(str(tmp_path / 'vis' / 'vis_data' / 'vis_image' / '*.png'))
     assert len(drawn) == 16, drawn[:3]
     masks = glob.glob(str(tmp_path / 'masks' / '*.png'))
     assert len(masks) == 16

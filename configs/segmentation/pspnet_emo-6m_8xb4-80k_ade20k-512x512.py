@@ -1,0 +1,8 @@
+# PSPNet + EMO-6M on ADE20K, 512x512 crops, 80k iterations, batch 32 (8 x 4).
+# New: EMO-6M segmentors were not released (no published numbers).
+_base_ = './_base_/pspnet_emo_8xb4-80k_ade20k-512x512.py'
+checkpoint = 'checkpoints/EMO_6M/net.pth'  # override: model.backbone.init_cfg.checkpoint=PATH
+model = dict(
+    backbone=dict(arch='6m', window_size=16, init_cfg=dict(checkpoint=checkpoint)),
+    decode_head=dict(in_channels=320),
+    auxiliary_head=dict(in_channels=160))
