@@ -1,13 +1,12 @@
 """The ADE20K segmentation configs (configs/segmentation): recipe, build, published counts."""
 import glob
-import importlib.util
 import math
 import os.path as osp
 
 import pytest
+from helpers import REPO, build_model, load_tool
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_DIR = osp.join(REPO, 'configs', 'segmentation')
 FAMILIES = ('deeplabv3', 'pspnet')
 ARCHS = ('1m', '2m', '5m', '6m')
@@ -29,14 +28,6 @@ OFFICIAL_FLOPS = {('deeplabv3', '1m'): 2.56, ('deeplabv3', '2m'): 3.65,
 
 def cfg_path(family, arch):
     return osp.join(SEG_DIR, f'{family}_emo-{arch}_8xb4-80k_ade20k-512x512.py')
-
-
-def _load_get_flops():
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', osp.join(REPO, 'tools', 'analysis', 'get_flops.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 ALL = [(f, a) for f in FAMILIES for a in ARCHS]
@@ -109,23 +100,9 @@ def test_recipe(family, arch):
     assert cfg.test_evaluator.type == 'IoUMetric'
 
 
-def _build(cfg):
-    """Build the segmentor as the Runner does (top-level data_preprocessor merged in),
-    without the ImageNet file."""
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    import emo  # noqa: F401
-    init_default_scope(cfg.default_scope)
-    model_cfg = cfg.model.copy()
-    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)
-    return MODELS.build(model_cfg)
-
-
 @pytest.mark.parametrize('family,arch', ALL)
 def test_builds(family, arch):
-    model = _build(Config.fromfile(cfg_path(family, arch)))
+    model = build_model(Config.fromfile(cfg_path(family, arch)))
     assert type(model).__name__ == 'EncoderDecoder'
     assert type(model.backbone).__name__ == 'EMO'
     assert model.backbone.out_indices == (1, 2, 3, 4) and not model.backbone.final_norm
@@ -138,7 +115,7 @@ def test_builds(family, arch):
 
 @pytest.fixture(scope='module')
 def get_flops():
-    return _load_get_flops()
+    return load_tool('tools/analysis/get_flops.py')
 
 
 @pytest.mark.parametrize('family,arch', sorted(PUBLISHED_PARAMS))
@@ -155,7 +132,7 @@ def test_published_counts(get_flops, family, arch):
 
 def test_6m_is_bigger_than_5m():
     def params(family, arch):
-        model = _build(Config.fromfile(cfg_path(family, arch)))
+        model = build_model(Config.fromfile(cfg_path(family, arch)))
         return sum(p.numel() for p in model.parameters())
 
     for family in FAMILIES:
