@@ -26,8 +26,10 @@ def get_args(argv=None):
     parser.add_argument('--work-dir', help='the dir for logs and test_metrics.json')
     parser.add_argument('--out', help='dump predictions: a .pkl file (classification, '
                         'detection) or a folder for the predicted masks (segmentation)')
-    parser.add_argument('--show-dir', help='save images with the predictions drawn here '
-                        '(detection/segmentation: under the run\'s work dir)')
+    parser.add_argument('--show-dir', help='save images with the predictions drawn: '
+                        'classification: in this folder; detection: under the run\'s '
+                        'timestamped log folder; segmentation: in <show-dir>/vis_data/'
+                        'vis_image (mmseg 1.2.2 also needs the training data to exist)')
     parser.add_argument('--show', action='store_true', help='show the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image')
     add_common_args(parser)

@@ -119,6 +119,8 @@ def enable_visualization(cfg, show=False, show_dir=None, wait_time=2.0):
             hook.test_out_dir = show_dir
         elif show_dir:  # mmseg: the visualizer saves the drawings
             cfg.visualizer.save_dir = show_dir
+        if scope == 'mmseg':
+            hook.interval = 1  # mmseg 1.2.2 draws only every 50th image by default
     if show:
         hook.show = True
         hook.wait_time = wait_time
