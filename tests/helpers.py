@@ -1,6 +1,9 @@
 """Helpers shared by the tests (this folder is on sys.path through conftest.py)."""
 import importlib.util
+import os
 import os.path as osp
+import subprocess
+import sys
 
 from mmengine.registry import MODELS, init_default_scope
 
@@ -25,3 +28,14 @@ def build_model(cfg):
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
     model.backbone = dict(model.backbone, init_cfg=None)
     return MODELS.build(model)
+
+
+def run_tool(relpath, *args, cwd=REPO, check=True):
+    """Run a script of ``tools/`` in a subprocess (one torch thread: on a busy 2-core
+    machine two are many times slower); with ``check`` a failure shows its output."""
+    proc = subprocess.run([sys.executable, osp.join(REPO, relpath), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc

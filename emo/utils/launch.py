@@ -57,7 +57,7 @@ def load_config(path, cfg_options=None, work_dir=None):
 
 
 def _datasets(cfg):
-    """(name, dataset cfg) for every dataset of the config, wrappers unrolled."""
+    """(split, dataset cfg) for every dataset of the config, wrappers unrolled."""
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
@@ -113,14 +113,15 @@ def enable_visualization(cfg, show=False, show_dir=None, wait_time=2.0):
         hook.enable = True
         if show_dir:
             hook.out_dir = show_dir
-    else:
+    elif scope == 'mmdet':
         hook.draw = True
-        if show_dir and scope == 'mmdet':
+        if show_dir:
             hook.test_out_dir = show_dir
-        elif show_dir:  # mmseg: the visualizer saves the drawings
+    else:  # mmseg: the visualizer saves the drawings
+        hook.draw = True
+        hook.interval = 1  # mmseg 1.2.2 draws only every 50th image by default
+        if show_dir:
             cfg.visualizer.save_dir = show_dir
-        if scope == 'mmseg':
-            hook.interval = 1  # mmseg 1.2.2 draws only every 50th image by default
     if show:
         hook.show = True
         hook.wait_time = wait_time

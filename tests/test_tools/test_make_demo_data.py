@@ -1,5 +1,4 @@
 """Tests for ``tools/misc/make_demo_data.py`` (the synthetic demo data sets)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,19 +8,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'misc', 'make_demo_data.py')
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('make_demo_data', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mdd = _load_script()
+mdd = load_tool('tools/misc/make_demo_data.py')
 CLS_CLASSES = ['circle', 'cross', 'square', 'triangle']
 DET_CLASSES = ['circle', 'square', 'triangle']
 N_TRAIN, N_VAL = mdd.CLS_NUM_TRAIN, mdd.CLS_NUM_VAL  # per class

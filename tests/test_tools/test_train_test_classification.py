@@ -1,17 +1,14 @@
 """tools/train.py + tools/test.py on the demo ImageNet-style folders, in subprocesses."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
+from helpers import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/classification/emo-1m_8xb256_in1k.py'
 
 
 def run(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    return run_tool(*args, check=False)
 
 
 def folder_options(root):

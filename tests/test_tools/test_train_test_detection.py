@@ -2,13 +2,11 @@
 the generated COCO data), then mmdet's DetInferencer with the trained checkpoint."""
 import glob
 import json
-import os
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import pytest
+from helpers import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/demo/ssdlite_emo-1m_demo_coco.py')
@@ -16,21 +14,12 @@ CLASSES = ('circle', 'square', 'triangle')
 pytestmark = pytest.mark.usefixtures('single_thread')  # DetInferencer
 
 
-def run_tool(tool, *args):
-    # one torch thread: on a busy 2-core machine two are many times slower
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    result = subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope='module')
 def trained(demo_data_root, tmp_path_factory):
     """One epoch on 8 training images: returns (coco root, work dir, checkpoint)."""
     coco = osp.join(demo_data_root, 'coco') + '/'
     work = str(tmp_path_factory.mktemp('det_train'))
-    run_tool('train.py', CONFIG, '--work-dir', work, '--no-validate', '--cfg-options',
+    run_tool('tools/train.py', CONFIG, '--work-dir', work, '--no-validate', '--cfg-options',
              f'train_dataloader.dataset.dataset.data_root={coco}',
              'train_dataloader.dataset.dataset.indices=8', 'train_dataloader.batch_size=4',
              'train_dataloader.num_workers=0', 'train_cfg.max_epochs=1')
@@ -56,7 +45,7 @@ def test_test_writes_metrics_drawings_and_predictions(trained, tmp_path):
     work = str(tmp_path / 'test')
     out = str(tmp_path / 'preds.pkl')
     result = run_tool(
-        'test.py', CONFIG, ckpt, '--work-dir', work, '--show-dir', 'vis', '--out', out,
+        'tools/test.py', CONFIG, ckpt, '--work-dir', work, '--show-dir', 'vis', '--out', out,
         '--cfg-options', f'test_dataloader.dataset.data_root={coco}',
         'test_dataloader.dataset.indices=4',
         f'test_evaluator.ann_file={coco}annotations/instances_val2017.json')

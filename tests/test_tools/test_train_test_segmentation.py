@@ -3,17 +3,14 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
+from helpers import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'demo', 'deeplabv3_emo-1m_demo_ade20k.py')
 
 
 def _run(args, cwd):
-    proc = subprocess.run([sys.executable] + args, cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_tool(*args, cwd=cwd)
     return proc.stdout + proc.stderr
 
 
@@ -21,7 +18,7 @@ def test_train_then_test(demo_data_root, tmp_path):
     root = osp.join(demo_data_root, 'ade', 'ADEChallengeData2016')
     data = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
     work = str(tmp_path / 'train')
-    log = _run([osp.join(REPO, 'tools', 'train.py'), CONFIG, '--work-dir', work,
+    log = _run(['tools/train.py', CONFIG, '--work-dir', work,
                 '--cfg-options', *data, 'train_dataloader.batch_size=2',
                 'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
                 'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
@@ -33,10 +30,9 @@ def test_train_then_test(demo_data_root, tmp_path):
 
     # Test with sliding windows, drawing the predictions and dumping the masks.
     test_work = str(tmp_path / 'test')
-    log = _run([osp.join(REPO, 'tools', 'test.py'), CONFIG, ckpt, '--work-dir', test_work,
+    log = _run(['tools/test.py', CONFIG, ckpt, '--work-dir', test_work,
                 '--show-dir', 'vis', '--out', str(tmp_path / 'masks'),
                 '--cfg-options', *data, 'test_dataloader.num_workers=0',
-                'default_hooks.visualization.interval=1',  # mmseg draws every 50th
                 'model.test_cfg.mode=slide', 'model.test_cfg.crop_size=(128,128)',
                 'model.test_cfg.stride=(96,96)'],
                cwd=str(tmp_path))
