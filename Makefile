@@ -7,10 +7,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# Prebuilt mmcv 2.1.0 wheel (built against torch 2.5.1 / cp311); used when present,
-# otherwise mmcv is compiled from source (~15 min on 2 cores). On a CUDA machine use
-# `FORCE_CUDA=1 make install WHEELS=` (the prebuilt wheel has CPU ops only).
-WHEELS ?= ../shared/wheels
+# Prebuilt mmcv 2.1.0 wheel built against the pinned torch (2.14.1, cp311); used when
+# present, otherwise mmcv is compiled from source by tools/misc/build_mmcv.sh (~15 min on
+# 2 cores). On a CUDA machine use `FORCE_CUDA=1 make install WHEELS=` (the prebuilt wheel
+# has CPU ops only).
+TORCH := 2.14.1
+TORCHVISION := 0.29.1
+WHEELS ?= ../shared/wheels/torch-$(TORCH)
 STAMP := $(VENV)/.emo-installed
 REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/tests.txt setup.py
 DEMO_WORK ?= work_dirs/demo
@@ -36,11 +39,11 @@ $(STAMP): $(REQS)
 	    $(PIP) install --no-deps --find-links $(WHEELS) mmcv==2.1.0; \
 	  else \
 	    echo "[install] building mmcv 2.1.0 with ops from source (this takes ~15 min)"; \
-	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation --no-deps mmcv==2.1.0; \
+	    bash tools/misc/build_mmcv.sh $(PY); \
 	  fi; \
 	fi; \
 	$(PIP) install -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/tests.txt \
-	  "torch==2.5.1" "torchvision==0.20.1"; \
+	  "torch==$(TORCH)" "torchvision==$(TORCHVISION)"; \
 	$(PIP) install --no-deps --no-build-isolation -e .; \
 	$(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"; \
 	cat $(REQS) > $(STAMP)

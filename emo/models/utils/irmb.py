@@ -7,14 +7,16 @@ instance with ``F = DW-Conv(EW-MHSA(.))`` and a skip around the DW-Conv.
 Sub-module names follow the official EMO code (``norm``, ``qk``, ``v``, ``conv_local``,
 ``se``, ``proj``) so official checkpoints load without renaming.
 """
+from functools import partial
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn import build_activation_layer, build_norm_layer, fuse_conv_bn
 from mmcv.cnn.bricks import DropPath
 from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
 
 #: Norm and activation defaults of the released network (every norm uses eps 1e-6).
 BN = dict(type='BN', eps=1e-6)
@@ -35,6 +37,35 @@ class LayerNorm2d(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+def norm_affine(norm: nn.Module):
+    """``(scale, shift)`` per channel of an eval-mode norm that is one, or None.
+
+    BatchNorm (running statistics) is entirely ``x * scale + shift``; for a LayerNorm2d
+    it is the affine part applied after the normalisation."""
+    if isinstance(norm, _BatchNorm):
+        scale = norm.running_var.add(norm.eps).rsqrt()
+        shift = -norm.running_mean * scale
+        if norm.affine:
+            scale, shift = scale * norm.weight, shift * norm.weight + norm.bias
+        return scale, shift
+    if isinstance(norm, LayerNorm2d) and norm.norm.elementwise_affine:
+        return norm.norm.weight, norm.norm.bias
+    return None
+
+
+@torch.no_grad()
+def fold_affine_into_conv(conv: nn.Conv2d, scale, shift):
+    """Make the 1x1 conv ``conv(x * scale + shift)`` a conv of ``x``, in place:
+    ``W' = W * scale`` (per input channel), ``b' = b + W @ shift``."""
+    assert conv.kernel_size == (1, 1) and conv.groups == 1
+    w = conv.weight
+    bias = w.flatten(1) @ shift
+    if conv.bias is not None:
+        bias += conv.bias
+    conv.weight = nn.Parameter(w * scale.view(1, -1, 1, 1))
+    conv.bias = nn.Parameter(bias)
+
+
 def build_norm(cfg: Optional[dict], num_channels: int) -> nn.Module:
     """Norm layer for NCHW maps. ``type='LN'`` (or ``'LN2d'``) is a channel LayerNorm;
     any other type (BN, SyncBN, GN, ...) is built by mmcv. ``None`` gives identity."""
@@ -50,6 +81,13 @@ def build_act(cfg: Optional[dict]) -> nn.Module:
     return nn.Identity() if cfg is None else build_activation_layer(dict(cfg))
 
 
+#: In-place forms of the activations that have one. Used without autograd only: with
+#: autograd an in-place activation clones its input, which is slower.
+INPLACE_ACTS = {nn.SiLU: partial(F.silu, inplace=True), nn.ReLU: F.relu_,
+                nn.ReLU6: partial(F.relu6, inplace=True),
+                nn.Hardswish: partial(F.hardswish, inplace=True)}
+
+
 class ConvNormAct(nn.Module):
     """Conv2d -> norm -> act with 'same' padding: (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
 
@@ -62,7 +100,12 @@ class ConvNormAct(nn.Module):
         self.act = build_act(act_cfg)
 
     def forward(self, x):
-        return self.act(self.norm(self.conv(x)))
+        x = self.norm(self.conv(x))
+        if not torch.is_grad_enabled() and type(self.act) in INPLACE_ACTS:
+            # the fresh conv / norm output is overwritten: on a CPU, allocating a new
+            # output costs more than the activation itself
+            return INPLACE_ACTS[type(self.act)](x)
+        return self.act(x)
 
 
 class SqueezeExcite(nn.Module):
@@ -107,8 +150,10 @@ def window_reverse(tokens: torch.Tensor, grid, H: int, W: int):
     """Inverse of :func:`window_partition`, cropped: (B*n1*n2, ws*ws, C) -> (B, C, H, W)."""
     ws_h, ws_w, n1, n2 = grid
     C = tokens.shape[-1]
-    x = tokens.view(-1, n1, n2, ws_h, ws_w, C).permute(0, 5, 3, 1, 4, 2)
-    return x.reshape(-1, C, ws_h * n1, ws_w * n2)[:, :, :H, :W]
+    x = tokens.view(-1, n1, n2, ws_h, ws_w, C).permute(0, 3, 1, 4, 2, 5)
+    # one copy into (B, H, W, C) memory: an NCHW view in channels_last layout
+    x = x.reshape(-1, ws_h * n1, ws_w * n2, C).permute(0, 3, 1, 2)
+    return x[:, :, :H, :W]
 
 
 @MODELS.register_module()
@@ -143,6 +188,9 @@ class iRMB(nn.Module):
         proj_bias (bool): bias of ``proj`` (False in EMO).
         drop_path (float): stochastic depth on the residual branch.
         attn_drop / drop (float): dropout on the attention / before ``proj``.
+
+    :meth:`switch_to_deploy` turns the block into its inference form (BatchNorms folded
+    into the convs); ``self.deploy`` tells which form it is.
     """
 
     def __init__(self,
@@ -172,6 +220,7 @@ class iRMB(nn.Module):
                  attn_drop: float = 0.0,
                  drop: float = 0.0):
         super().__init__()
+        self.deploy = False
         mid_channels = int(in_channels * exp_ratio)
         self.has_skip = has_skip and in_channels == out_channels and stride == 1
         self.local_skip = self.has_skip if local_skip is None else local_skip
@@ -219,37 +268,73 @@ class iRMB(nn.Module):
                                 norm_cfg=proj_norm_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _heads(self, tokens):
-        """(b, N, heads * d) -> (b, heads, N, d)."""
-        b, n, c = tokens.shape
-        return tokens.view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
-
     def _attention(self, x):
         """EW-MHSA in strided-grid windows: (B, C, H, W) -> (B, C_mid, H, W)."""
         H, W = x.shape[-2:]
         x, grid = pad_to_windows(x, self.window_size)
-        # Padded tokens are not masked; 1x1 convs on the padded map give them
-        # q = k = bias, as the official per-window convs do.
-        q, k = (self._heads(t) for t in
-                window_partition(self.qk(x), grid).chunk(2, dim=-1))
-        v = self._heads(window_partition(x if self.attn_pre else self.v(x), grid))
+        tokens = window_partition(x, grid)  # (b, N, C), one copy
+        b, n, _ = tokens.shape
+        # qk is a 1x1 conv: a linear map of the tokens. Padded tokens are not masked;
+        # they get q = k = bias, as the official per-window convs give them.
+        qk = F.linear(tokens, self.qk.conv.weight.flatten(1), self.qk.conv.bias)
+        q, k = qk.view(b, n, 2, self.num_heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        v = tokens if self.attn_pre else window_partition(self.v(x), grid)
+        v = v.view(b, n, self.num_heads, -1).transpose(1, 2)
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
             scale=self.dim_head**-0.5)
-        out = window_reverse(out.transpose(1, 2).flatten(2), grid, *x.shape[-2:])
-        return (self.v(out) if self.attn_pre else out)[:, :, :H, :W]  # v on the padded map
+        out = window_reverse(out.transpose(1, 2).reshape(b, n, -1), grid, *x.shape[-2:])
+        if not self.attn_pre:
+            return out[:, :, :H, :W]
+        if self.deploy:  # v is pointwise: crop first, no work on padded pixels
+            return self.v(out[:, :, :H, :W])
+        # the training form runs v on the padded map, as the official code (and its
+        # published FLOP counts) does; the outputs are the same
+        return self.v(out)[:, :, :H, :W]
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Re-parameterize for inference, in place (mmpretrain's convention): every
+        BatchNorm after a conv (DW-Conv, and ``v`` / ``proj`` where they have one) is
+        folded into that conv; a BatchNorm pre-norm, or a LayerNorm pre-norm's affine
+        part, is folded into ``v`` when nothing else reads the normalised map (blocks
+        without attention). Eval-mode outputs are unchanged; BNs become Identity."""
+        if self.deploy:
+            return
+        for m in (self.v, self.conv_local, self.proj):
+            if isinstance(m, ConvNormAct):
+                fuse_conv_bn(m)
+        affine = norm_affine(self.norm)
+        if (not self.attn and affine is not None and isinstance(self.v, ConvNormAct)
+                and isinstance(self.v.norm, nn.Identity) and self.v.conv.groups == 1):
+            fold_affine_into_conv(self.v.conv, *affine)
+            if isinstance(self.norm, LayerNorm2d):
+                ln = self.norm.norm
+                self.norm.norm = nn.LayerNorm(ln.normalized_shape, ln.eps,
+                                              elementwise_affine=False)
+            else:
+                self.norm = nn.Identity()
+        self.deploy = True
 
     def forward(self, x):
+        # Without autograd the local sum reuses the fresh DW-Conv output (same values).
+        inplace = not torch.is_grad_enabled()
         shortcut = x
         x = self.norm(x)
         x = self._attention(x) if self.attn else self.v(x)
         if self.conv_local is not None:
             c = self.se(self.conv_local(x))
-            x = x + c if self.local_skip else c
+            if self.local_skip:
+                x = c.add_(x) if inplace else x + c
+            else:
+                x = c
         else:
             x = self.se(x)
         x = self.proj(self.proj_drop(x))
-        return shortcut + self.drop_path(x) if self.has_skip else x
+        if not self.has_skip:
+            return x
+        # proj's fresh output is not saved for its backward: add the shortcut in place
+        return self.drop_path(x).add_(shortcut)
 
 
 @MODELS.register_module()
