@@ -118,9 +118,10 @@ class SqueezeExcite(nn.Module):
         self.act = build_act(act_cfg)
         self.conv_expand = nn.Conv2d(mid, channels, 1, bias=True)
 
-    def forward(self, x):
+    def forward(self, x, inplace: bool = False):
+        """``inplace`` overwrites ``x`` (for a fresh map, without autograd)."""
         s = self.conv_expand(self.act(self.conv_reduce(x.mean((2, 3), keepdim=True))))
-        return x * s.sigmoid()
+        return x.mul_(s.sigmoid_()) if inplace else x * s.sigmoid()
 
 
 def pad_to_windows(x: torch.Tensor, window_size: int):
@@ -261,8 +262,7 @@ class iRMB(nn.Module):
             raise ValueError('iRMB: a stride needs the depthwise conv (dw_kernel_size > 0)')
         else:
             self.conv_local = None
-        self.se = (SqueezeExcite(mid_channels, se_ratio, act_cfg)
-                   if se_ratio > 0 else nn.Identity())
+        self.se = SqueezeExcite(mid_channels, se_ratio, act_cfg) if se_ratio > 0 else None
         self.proj_drop = nn.Dropout(drop)
         self.proj = ConvNormAct(mid_channels, out_channels, 1, bias=proj_bias,
                                 norm_cfg=proj_norm_cfg)
@@ -317,18 +317,20 @@ class iRMB(nn.Module):
         self.deploy = True
 
     def forward(self, x):
-        # Without autograd the local sum reuses the fresh DW-Conv output (same values).
+        # Without autograd, SE and the local sum reuse the fresh DW-Conv output.
         inplace = not torch.is_grad_enabled()
         shortcut = x
         x = self.norm(x)
         x = self._attention(x) if self.attn else self.v(x)
         if self.conv_local is not None:
-            c = self.se(self.conv_local(x))
+            c = self.conv_local(x)
+            if self.se is not None:
+                c = self.se(c, inplace)
             if self.local_skip:
                 x = c.add_(x) if inplace else x + c
             else:
                 x = c
-        else:
+        elif self.se is not None:
             x = self.se(x)
         x = self.proj(self.proj_drop(x))
         if not self.has_skip:
