@@ -1,0 +1,149 @@
+"""ONNX Runtime inference with the config's own pre- and post-processing.
+
+The ONNX counterpart of mmpretrain's ``ImageClassificationInferencer``, mmdet's
+``DetInferencer`` and mmseg's ``MMSegInferencer``: the image goes through the config's
+test pipeline (``LoadAnnotations`` dropped) and the model's ``data_preprocessor``
+(normalisation, padding), the graph runs in onnxruntime, and the outputs go through the
+same post-processing the PyTorch model applies:
+
+* classification: softmax of the logits (``ClsHead.predict``);
+* detection: ``bbox_head.predict_by_feat`` (anchors, box decoding, score threshold, NMS,
+  rescale to the original image) on the raw head outputs;
+* segmentation: ``EncoderDecoder.postprocess_result`` (crop padding, bilinear resize to
+  the original image, argmax).
+
+The post-processing modules are built from the config (no checkpoint: they hold no
+learned weights).
+"""
+import copy
+import importlib
+import json
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import MODELS, init_default_scope
+
+from .onnx import ort_session, read_metadata, task_of
+
+__all__ = [
+    'ONNXInferencer', 'build_model_from_cfg', 'dataset_meta', 'inference_pipeline_cfg'
+]
+
+
+def build_model_from_cfg(cfg: Config) -> torch.nn.Module:
+    """``cfg.model`` in eval mode as the Runner builds it (the top-level
+    ``data_preprocessor`` merged, under the config's default scope), without reading the
+    backbone's pretrained file."""
+    init_default_scope(cfg.default_scope)
+    model = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    if model.get('backbone', {}).get('init_cfg'):
+        model.backbone = dict(model.backbone, init_cfg=None)
+    model.pop('init_cfg', None)
+    return MODELS.build(model).eval()
+
+
+def _test_dataset_cfg(cfg):
+    ds = cfg.test_dataloader.dataset
+    while 'dataset' in ds:  # RepeatDataset & co.
+        ds = ds.dataset
+    return ds
+
+
+def inference_pipeline_cfg(cfg: Config) -> List[dict]:
+    """The test pipeline of ``cfg`` without ``LoadAnnotations`` (as the inferencers do)."""
+    pipeline = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
+    if not pipeline:
+        raise KeyError(f'{cfg.filename}: no test_pipeline / test_dataloader pipeline')
+    return [copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadAnnotations']
+
+
+def dataset_meta(cfg: Config) -> dict:
+    """``dataset_meta`` of the test set: its ``metainfo`` over the dataset class's
+    ``METAINFO`` (e.g. COCO's 80 classes); ``{}`` when neither names classes."""
+    ds = _test_dataset_cfg(cfg)
+    # the library's own registry imports its datasets module (the root one does not)
+    datasets = importlib.import_module(f'{cfg.default_scope}.registry').DATASETS
+    meta = copy.deepcopy(getattr(datasets.get(ds.type), 'METAINFO', None) or {})
+    meta.update(ds.get('metainfo') or {})
+    return meta
+
+
+class ONNXInferencer:
+    """Run an exported model on image files with the config's processing.
+
+    Args:
+        model (str): the ``.onnx`` file (written by ``tools/deployment/pytorch2onnx.py``
+            or :func:`emo.deployment.export_onnx` with the task wrappers' output names).
+        config (str | Config): the model's config.
+        threads (int | None): onnxruntime intra-op threads.
+        cfg_options (dict | None): overrides merged into the config.
+    """
+
+    def __init__(self, model: str, config, threads: Optional[int] = None,
+                 cfg_options: Optional[dict] = None):
+        cfg = config if isinstance(config, Config) else Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        self.cfg = cfg
+        self.model = build_model_from_cfg(cfg)
+        self.task = task_of(self.model)
+        self.session = ort_session(model, threads)
+        self.path = model
+        meta = read_metadata(self.session)
+        if meta.get('task') and meta['task'] != self.task:
+            raise ValueError(f'{model} was exported for {meta["task"]}, but the config '
+                             f'{cfg.filename} builds a {self.task} model')
+        self.dataset_meta = dataset_meta(cfg)
+        if meta.get('classes'):
+            self.dataset_meta['classes'] = tuple(json.loads(meta['classes']))
+        self.pipeline = Compose(inference_pipeline_cfg(cfg))
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def preprocess(self, images: Sequence[str]):
+        """Image files -> (normalised batch (B, 3, H, W), data samples)."""
+        data = pseudo_collate([self.pipeline(dict(img_path=img)) for img in images])
+        with torch.no_grad():
+            data = self.model.data_preprocessor(data, False)
+        return data['inputs'], data['data_samples']
+
+    def forward(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        """The graph's outputs for ``inputs`` (B, 3, H, W), as tensors."""
+        input_name = self.session.get_inputs()[0].name
+        outs = self.session.run(None, {input_name: inputs.numpy().astype(np.float32)})
+        return [torch.from_numpy(o) for o in outs]
+
+    def postprocess(self, outputs: List[torch.Tensor], data_samples):
+        """Raw outputs -> data samples with the task's predictions, as PyTorch makes."""
+        if self.task == 'classification':
+            scores = torch.softmax(outputs[0], dim=1)
+            for ds, score in zip(data_samples, scores):
+                ds.set_pred_score(score).set_pred_label(score.argmax(0, keepdim=True))
+            return data_samples
+        if self.task == 'segmentation':
+            return self.model.postprocess_result(outputs[0], data_samples)
+        named = dict(zip(self.output_names, outputs))
+        levels = sum(n.startswith('cls_score_') for n in self.output_names)
+        if not levels or any(f'bbox_pred_{i}' not in named for i in range(levels)):
+            raise ValueError(f'{self.path}: a detection model needs the outputs '
+                             f'cls_score_i and bbox_pred_i, got {self.output_names}')
+        cls_scores = [named[f'cls_score_{i}'] for i in range(levels)]
+        bbox_preds = [named[f'bbox_pred_{i}'] for i in range(levels)]
+        with torch.no_grad():
+            results = self.model.bbox_head.predict_by_feat(
+                cls_scores, bbox_preds, batch_img_metas=[d.metainfo for d in data_samples],
+                rescale=True)
+        return self.model.add_pred_to_datasample(data_samples, results)
+
+    def __call__(self, images: Sequence[str]):
+        """Image files -> data samples with predictions (``pred_score`` / ``pred_label``,
+        ``pred_instances`` with boxes in original-image pixels, or ``pred_sem_seg`` at
+        the original size)."""
+        if isinstance(images, str):
+            images = [images]
+        inputs, data_samples = self.preprocess(images)
+        return self.postprocess(self.forward(inputs), data_samples)

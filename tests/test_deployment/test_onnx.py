@@ -1,0 +1,249 @@
+"""ONNX export of EMO models: the ONNX Runtime outputs equal the PyTorch training form.
+
+Each model is EMO-1M with random weights and non-trivial BN statistics
+(``reference_emo.randomize_``), in eval mode. The exported graph is the re-parameterized
+backbone (``switch_to_deploy``) when the backbone has it; the reference is a copy of the
+model before that, i.e. the training form. One export per model (module fixtures).
+"""
+import copy
+import json
+import os.path as osp
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from reference_emo import randomize_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import emo  # noqa: F401
+from emo.deployment import (AdaptiveAvgPool2dExport, build_model_from_cfg,
+                            dynamic_adaptive_pools, dynamic_trace_shape, export_onnx,
+                            export_wrapper, ort_session, read_metadata, reference_outputs,
+                            reparameterize, task_of)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = dict(
+    classifier='configs/classification/emo-1m_8xb256_in1k.py',
+    deeplabv3='configs/segmentation/deeplabv3_emo-1m_8xb4-80k_ade20k-512x512.py',
+    pspnet='configs/segmentation/pspnet_emo-1m_8xb4-80k_ade20k-512x512.py',
+    ssdlite='configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py',
+    retinanet='configs/detection/retinanet_emo-1m_fpn_8xb4-1x_coco.py',
+)
+pytestmark = pytest.mark.usefixtures('single_thread')
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+def build(name, seed=0):
+    """EMO-1M model of ``name`` with random weights (``randomize_``), in eval mode.
+
+    Segmentors: the BN statistics are then those of a random batch (as a trained
+    model's fit its activations) and the classifier conv has no bias, so the label
+    map has several classes rather than one everywhere."""
+    model = build_model_from_cfg(Config.fromfile(osp.join(REPO, CONFIGS[name])))
+    randomize_(model, seed)
+    if task_of(model) == 'segmentation':
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                m.momentum = 1.0
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed)),
+                  mode='tensor')
+            model.decode_head.conv_seg.bias.zero_()
+    return model.eval()
+
+
+def export(model, path, shape, dynamic_hw):
+    """Re-parameterize ``model`` in place and export it at batch 1; returns the path."""
+    reparameterize(model)
+    wrapper = export_wrapper(model)
+    if dynamic_hw:
+        shape = dynamic_trace_shape(shape, model.backbone)
+    return export_onnx(wrapper, str(path), torch.randn(1, 3, *shape),
+                       output_names=wrapper.output_names(),
+                       dynamic_axes=wrapper.dynamic_axes(dynamic_hw=dynamic_hw),
+                       metadata=dict(task=wrapper.task))
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """name -> (training-form reference model, onnxruntime session), exported lazily."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model = build(name)
+            reference = copy.deepcopy(model)
+            path = tmp_path_factory.mktemp('onnx') / f'{name}.onnx'
+            # the classifier too with dynamic H, W: one graph for 224 and an odd size
+            export(model, path, (64, 64), dynamic_hw=True)
+            cache[name] = reference, ort_session(str(path), threads=1)
+        return cache[name]
+    return get
+
+
+def run(session, x):
+    return [torch.from_numpy(o) for o in session.run(None, {'input': x.numpy()})]
+
+
+@pytest.mark.parametrize('shape', [(224, 224), (97, 131)])
+def test_classifier_logits_equal(exported, shape):
+    reference, session = exported('classifier')
+    x = torch.randn(2, 3, *shape)  # batch 2 through a graph traced at batch 1
+    (logits, ) = run(session, x)
+    with torch.no_grad():
+        expected = reference(x, mode='tensor')
+    assert logits.shape == (2, 1000)
+    assert expected.std() > 0.1  # not a constant: the comparison can fail
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-4)
+    assert torch.equal(logits.argmax(1), expected.argmax(1))
+
+
+@pytest.mark.parametrize('name', ['deeplabv3', 'pspnet'])
+def test_segmentation_masks_equal_at_two_sizes(exported, name):
+    from mmseg.structures import SegDataSample
+    reference, session = exported(name)
+    for shape in [(64, 64), (80, 48)]:
+        x = torch.randn(2, 3, *shape)
+        (logits, ) = run(session, x)
+        assert logits.shape == (2, 150, *shape)
+        samples = [SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape,
+                                               pad_shape=shape)) for _ in range(2)]
+        with torch.no_grad():
+            expected = reference.predict(x, samples)
+        masks = torch.stack([s.pred_sem_seg.data[0] for s in expected])
+        assert len(masks.unique()) >= 3  # a real label map, not one class
+        agree = (logits.argmax(1) == masks).float().mean().item()
+        assert agree >= 0.999, f'{name} {shape}: masks agree on {agree:.4%} of pixels'
+        torch.testing.assert_close(
+            logits, torch.stack([s.seg_logits.data for s in expected]), rtol=0, atol=1e-4)
+
+
+def _match(ref, got, iou_min=0.99, score_tol=1e-4):
+    """Fraction of ``ref`` boxes with a ``got`` box of the same label, IoU >= iou_min and
+    a score within score_tol (near-equal scores may swap places in the NMS order)."""
+    from mmdet.structures.bbox import bbox_overlaps
+    if len(ref) == 0:
+        return 1.0 if len(got) == 0 else 0.0
+    iou = bbox_overlaps(ref.bboxes, got.bboxes)
+    ok = ((iou >= iou_min) & (ref.labels[:, None] == got.labels[None]) &
+          ((ref.scores[:, None] - got.scores[None]).abs() <= score_tol))
+    return ok.any(1).float().mean().item()
+
+
+@pytest.mark.parametrize('name', ['ssdlite', 'retinanet'])
+def test_detection_head_outputs_and_boxes_equal(exported, name):
+    from mmdet.structures import DetDataSample
+    reference, session = exported(name)
+    for shape in [(96, 96), (64, 128)]:
+        x = torch.randn(2, 3, *shape)
+        outs = run(session, x)
+        expected = reference_outputs(reference, x)
+        levels = len(reference.bbox_head.prior_generator.strides)
+        assert len(outs) == len(expected) == 2 * levels
+        for got, exp in zip(outs, expected):
+            assert got.shape == exp.shape
+            torch.testing.assert_close(got, exp, rtol=0,
+                                       atol=1e-4 * max(1.0, exp.abs().max().item()))
+        # the same post-processing (decode, score threshold, NMS) as PyTorch's predict
+        metas = [dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                      batch_input_shape=shape, scale_factor=(1.0, 1.0))] * 2
+        samples = [DetDataSample(metainfo=m) for m in metas]
+        with torch.no_grad():
+            ref = reference.predict(x, samples, rescale=False)
+            got = reference.bbox_head.predict_by_feat(outs[:levels], outs[levels:],
+                                                      batch_img_metas=metas, rescale=False)
+        for r, g in zip(ref, got):
+            r = r.pred_instances
+            assert len(r) > 0
+            assert abs(len(g) - len(r)) <= max(1, len(r) // 100)
+            assert _match(r, g) >= 0.99
+
+
+def test_reparameterized_export_is_the_deploy_form(tmp_path):
+    model = build('classifier')
+    reference = copy.deepcopy(model)
+    path = export(model, tmp_path / 'c.onnx', (64, 64), dynamic_hw=False)
+    if hasattr(reference.backbone, 'switch_to_deploy'):
+        assert model.backbone.deploy and not reference.backbone.deploy
+        # the training form keeps BNs that the exporter cannot fold (pre-norms before a
+        # conv); the re-parameterized backbone has none left
+        wrapper = export_wrapper(copy.deepcopy(reference))
+        plain = export_onnx(wrapper, str(tmp_path / 'plain.onnx'), torch.randn(1, 3, 64, 64))
+        ops = [{n.op_type for n in onnx.load(f).graph.node} for f in (plain, path)]
+        assert 'BatchNormalization' in ops[0] and 'BatchNormalization' not in ops[1]
+    x = torch.randn(3, 3, 64, 64)
+    torch.testing.assert_close(run(ort_session(path), x)[0],
+                               reference_outputs(reference, x)[0], rtol=0, atol=1e-4)
+
+
+def test_export_onnx_writes_a_checked_model_with_metadata(tmp_path):
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    randomize_(module)
+    module.train()  # export_onnx exports the eval form
+    path = str(tmp_path / 'sub' / 'm.onnx')
+    out = export_onnx(module, path, torch.randn(1, 3, 8, 8), output_names=['y'],
+                      dynamic_axes={'input': {0: 'b', 2: 'h', 3: 'w'}, 'y': {0: 'b'}},
+                      metadata=dict(task='test', classes=json.dumps(['a'])))
+    assert out == path and not module.training
+    onnx.checker.check_model(path)
+    assert read_metadata(path) == dict(task='test', classes='["a"]')
+    session = ort_session(path, threads=1)
+    assert session.get_session_options().intra_op_num_threads == 1
+    assert read_metadata(session)['task'] == 'test'
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(run(session, x)[0], module(x), rtol=0, atol=1e-5)
+
+
+def test_ort_session_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nothere.onnx'):
+        ort_session(str(tmp_path / 'nothere.onnx'))
+
+
+@pytest.mark.parametrize('out_size', [2, 3, 6, (2, 5)])
+def test_adaptive_pool_export_equals_torch(out_size):
+    pool, export_pool = nn.AdaptiveAvgPool2d(out_size), AdaptiveAvgPool2dExport(out_size)
+    for shape in [(7, 7), (13, 5), (3, 17), (16, 16)]:
+        x = torch.randn(2, 4, *shape)
+        torch.testing.assert_close(export_pool(x), pool(x), rtol=0, atol=1e-6)
+
+
+def test_dynamic_adaptive_pools_replaces_only_non_global_pools():
+    m = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Sequential(nn.AdaptiveAvgPool2d(3)),
+                      nn.AdaptiveAvgPool2d((2, 6)))
+    assert dynamic_adaptive_pools(m) == 2
+    assert isinstance(m[0], nn.AdaptiveAvgPool2d)
+    assert isinstance(m[1][0], AdaptiveAvgPool2dExport) and m[1][0].output_size == (3, 3)
+    assert m[2].output_size == (2, 6)
+
+
+def test_dynamic_trace_shape_pads_every_attention_stage():
+    backbone = build('deeplabv3').backbone
+    for shape in [(224, 224), (512, 512), (800, 1333), (64, 96), (10, 10)]:
+        h, w = dynamic_trace_shape(shape, backbone)
+        assert h >= shape[0] and w >= shape[1] and h % 32 == 0 and w % 32 == 0
+        for stride in (16, 32):  # EMO-1M attends in windows of 7 at these strides
+            assert -(-h // stride) % 7 and -(-w // stride) % 7
+    assert dynamic_trace_shape((100, 50), None) == (100, 50)
+
+
+def test_task_of_and_wrappers():
+    assert task_of(build('classifier')) == 'classification'
+    assert task_of(build('ssdlite')) == 'detection'
+    with pytest.raises(TypeError, match='cannot tell the task'):
+        task_of(nn.Conv2d(3, 3, 1))
+    wrapper = export_wrapper(build('retinanet'))
+    assert wrapper.output_names() == ([f'cls_score_{i}' for i in range(5)] +
+                                      [f'bbox_pred_{i}' for i in range(5)])
+    axes = wrapper.dynamic_axes()
+    assert axes['input'] == {0: 'batch', 2: 'height', 3: 'width'}
+    assert axes['bbox_pred_4'] == {0: 'batch', 2: 'height_4', 3: 'width_4'}
+    assert np.all([not m.training for m in wrapper.modules()])

@@ -1,0 +1,171 @@
+"""Export an EMO classifier, segmentor or detector of this project to ONNX.
+
+The graph takes the normalised image batch ``input`` (B, 3, H, W) and returns:
+classification ``logits`` (B, num_classes); segmentation ``seg_logits`` (B, C, H, W),
+whole image, resized to the input; detection the raw head outputs ``cls_score_i`` and
+``bbox_pred_i`` per level (decoding and NMS stay outside, in
+``tools/deployment/onnx_inference.py``). The batch is always dynamic; H and W are dynamic
+for segmentation and detection (``--no-dynamic-hw`` fixes them; ``--dynamic-hw`` frees
+them for a classifier). The backbone is re-parameterized (``switch_to_deploy``: BatchNorms
+folded into the convs) unless ``--no-reparam``. Without CHECKPOINT the weights are random
+(for testing the export). Examples:
+    python tools/deployment/pytorch2onnx.py configs/classification/emo-1m_8xb256_in1k.py \\
+        emo_1m_in1k.pth --out emo-1m.onnx --verify
+    python tools/deployment/pytorch2onnx.py \\
+        configs/segmentation/deeplabv3_emo-1m_8xb4-80k_ade20k-512x512.py iter_80000.pth \\
+        --out deeplabv3_emo-1m.onnx --shape 512 512 --verify
+    python tools/deployment/pytorch2onnx.py \\
+        configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py epoch_120.pth \\
+        --out ssdlite_emo-1m.onnx
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+
+from emo.utils.launch import DictAction, load_config  # noqa: E402
+
+
+def default_shape(cfg):
+    """(H, W) the config evaluates at: the classifier's centre crop, the detector's
+    resize scale (W, H in the config), the segmentor's crop size."""
+    scope = cfg.default_scope
+    if scope == 'mmseg' and cfg.get('crop_size'):
+        return tuple(cfg.crop_size)
+    from emo.deployment import inference_pipeline_cfg
+    for t in inference_pipeline_cfg(cfg):
+        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
+            size = t['crop_size']
+            return (size, size) if isinstance(size, int) else tuple(size[::-1])
+        if scope == 'mmdet' and t['type'] == 'Resize':
+            w, h = t['scale']
+            return (h, w)
+    return (224, 224)
+
+
+def get_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export an EMO model (mmpretrain / mmdet / mmseg config) to ONNX',
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', nargs='?',
+                        help='checkpoint file; omitted: random weights (testing only)')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
+                        help='input H W (or one number for a square) to trace at; default: '
+                        'the config\'s test crop / resize scale / crop size')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='batch of the traced input (the batch axis stays dynamic)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--dynamic-hw', action=argparse.BooleanOptionalAction, default=None,
+                        help='dynamic input height and width (default: yes for '
+                        'segmentation and detection, no for classification)')
+    parser.add_argument('--no-reparam', action='store_true',
+                        help='export the training form: do not call '
+                        'backbone.switch_to_deploy()')
+    parser.add_argument('--verify', action='store_true',
+                        help='compare onnxruntime with the PyTorch model (before '
+                        're-parameterization) on random inputs (the traced shape, another '
+                        'batch size, another H, W when dynamic); print the max abs '
+                        'difference, fail above 1e-4 x max(1, largest |output|)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    args = parser.parse_args(argv)
+    if args.shape and len(args.shape) > 2:
+        parser.error('--shape takes H W or one size')
+    if args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    return args
+
+
+def load_weights(model, checkpoint):
+    """Load ``checkpoint`` into ``model``; returns the checkpoint's ``dataset_meta``."""
+    from mmengine.runner import load_checkpoint
+    if not osp.isfile(checkpoint) and '://' not in checkpoint:
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    return meta.get('dataset_meta') or {}
+
+
+def verify(model_ref, path, shapes, batch):
+    """Max abs difference of onnxruntime against the PyTorch model for each shape;
+    raises when one exceeds 1e-4 of the output's scale (at least 1e-4)."""
+    from emo.deployment import ort_session, reference_outputs
+    sess = ort_session(path)
+    torch.manual_seed(0)
+    worst = []
+    for b, (h, w) in zip(batch, shapes):
+        x = torch.randn(b, 3, h, w)
+        refs = reference_outputs(model_ref, x)
+        outs = sess.run(None, {'input': x.numpy()})
+        diff = max(float(abs(o - r.numpy()).max()) for o, r in zip(outs, refs))
+        scale = max(float(r.abs().max()) for r in refs)
+        print(f'verify {b}x3x{h}x{w}: max abs diff {diff:.3g} (outputs up to {scale:.3g})')
+        worst.append((diff, max(1.0, scale) * 1e-4, (b, h, w)))
+    bad = [w for w in worst if w[0] > w[1]]
+    if bad:
+        raise RuntimeError(f'{path}: onnxruntime differs from PyTorch: {bad}')
+
+
+def main(argv=None):
+    args = get_args(argv)
+    import emo  # noqa: F401
+    from emo.deployment import (build_model_from_cfg, dataset_meta, dynamic_trace_shape,
+                                export_onnx, export_wrapper, reparameterize, task_of)
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_model_from_cfg(cfg)
+    task = task_of(model)
+    meta = dataset_meta(cfg)
+    if args.checkpoint:
+        meta.update(load_weights(model, args.checkpoint))
+    else:
+        print('no checkpoint given: exporting randomly initialised weights')
+    model.eval()
+    # --verify compares with the training form: copied before anything is changed
+    reference = copy.deepcopy(model) if args.verify else None
+    reparam = False if args.no_reparam else reparameterize(model)
+    print(f'backbone re-parameterized (switch_to_deploy): {reparam}')
+
+    shape = tuple(args.shape * 2 if args.shape and len(args.shape) == 1 else
+                  args.shape or default_shape(cfg))
+    dynamic_hw = task != 'classification' if args.dynamic_hw is None else args.dynamic_hw
+    if dynamic_hw:
+        trace = dynamic_trace_shape(shape, getattr(model, 'backbone', None))
+        if trace != shape:
+            print(f'tracing at {trace[0]}x{trace[1]} instead of {shape[0]}x{shape[1]}: '
+                  'every attention stage must pad to whole windows for H, W to stay '
+                  'dynamic (see emo.deployment.dynamic_trace_shape)')
+        shape = trace
+
+    wrapper = export_wrapper(model)
+    metadata = dict(task=task, config=osp.basename(args.config),
+                    shape=json.dumps(list(shape)), dynamic_hw=json.dumps(dynamic_hw),
+                    reparameterized=json.dumps(reparam))
+    if meta.get('classes'):
+        metadata['classes'] = json.dumps(list(meta['classes']))
+    axes = wrapper.dynamic_axes(dynamic_hw=dynamic_hw)
+    export_onnx(wrapper, args.out, torch.randn(args.batch_size, 3, *shape),
+                output_names=wrapper.output_names(), dynamic_axes=axes,
+                opset_version=args.opset, metadata=metadata)
+    print(f'{task} model exported to {args.out} (opset {args.opset}, traced at '
+          f'{args.batch_size}x3x{shape[0]}x{shape[1]})')
+    for name, dims in axes.items():
+        print(f'  {name}: dynamic axes {dims}')
+
+    if args.verify:
+        shapes, batch = [shape], [args.batch_size]
+        batch.append(args.batch_size + 1)
+        shapes.append((max(33, shape[0] // 2 + 1), max(33, shape[1] // 2 + 3))
+                      if dynamic_hw else shape)
+        verify(reference, args.out, shapes, batch)
+    return args.out
+
+
+if __name__ == '__main__':
+    main()
