@@ -49,6 +49,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from emo.utils import keep_freed_memory  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
 from get_flops import TensorForward, default_shape  # noqa: E402
 
@@ -109,6 +110,11 @@ def get_args(argv=None):
                         help='re-parameterize: model.backbone.switch_to_deploy() (a config '
                         'whose backbone lacks it is an error; peers without it run as they '
                         'are; the reference row is always the literal network)')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help='keep glibc\'s default allocation (mmap / munmap for every '
+                        'large tensor); by default the tool, like train.py and test.py, '
+                        'calls emo.utils.keep_freed_memory() for the whole process (all '
+                        'rows alike)')
     parser.add_argument('--out', help='JSON file of the results (default: '
                         'work_dirs/benchmark/benchmark_<time>.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -423,6 +429,7 @@ def options_text(args):
 
 def run(args):
     device = torch.device(args.device)
+    args.keep_freed_memory = False if args.default_malloc else keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     entries, references = build_entries(args)
@@ -493,7 +500,8 @@ def machine_info(args):
                 platform=platform.platform(), python=platform.python_version(),
                 torch=torch.__version__, torch_threads=torch.get_num_threads(),
                 torch_interop_threads=torch.get_num_interop_threads(),
-                omp_num_threads=os.environ.get('OMP_NUM_THREADS'))
+                omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                keep_freed_memory=args.keep_freed_memory)
     if 'onnxruntime' in args.backend:
         import onnxruntime
         info['onnxruntime'] = onnxruntime.__version__
@@ -521,7 +529,8 @@ def markdown(rows, args, info):
     lines = [
         f'{what} ({options_text(args)}), batch {args.batch_size}, input '
         f'{", ".join(f"{h}x{w}" for h, w in shapes)}, {args.device}, '
-        f'{info["torch_threads"]} torch thread(s), backend {" + ".join(args.backend)}; '
+        f'{info["torch_threads"]} torch thread(s), backend {" + ".join(args.backend)}, '
+        f'malloc {"keeps freed memory" if args.keep_freed_memory else "default"}; '
         f'min / median / max over {args.rounds} rounds. "x ref" = median speed relative '
         'to the row\'s reference (same variant, window and size; peers and non-EMO '
         f'configs: {rows[0]["reference"] if rows else "-"}); > 1 is faster.', '',
