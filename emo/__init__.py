@@ -5,6 +5,7 @@ mmengine's root ``MODELS`` registry, so ``type='EMO'`` builds under the default 
 mmpretrain, mmdet and mmseg alike. Configs load it with
 ``custom_imports = dict(imports=['emo'], allow_failed_imports=False)``.
 """
+from . import engine  # noqa: F401  (hooks, CPU distributed runs)
 from .models import *  # noqa: F401,F403
 from .utils import register_flop_handles  # noqa: F401  (adds the SDPA FLOP handle)
 from .version import __version__

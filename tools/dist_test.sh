@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Distributed testing with torchrun.
+# Distributed testing with torchrun (torch.distributed.run), one process per GPU.
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for dist_train.sh.
+# Without CUDA the processes run on the CPU and talk through gloo; the metrics equal a
+# single-process test's.
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for dist_train.sh; PYTHON: the
+# interpreter (default: python on the PATH).
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -9,8 +12,9 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
+"$PYTHON" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

@@ -6,12 +6,15 @@ Prints the metrics (top-1/top-5, COCO bbox mAP, aAcc/mIoU/mAcc) and writes them 
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # draw predictions
     python tools/test.py CONFIG CHECKPOINT --out preds.pkl  # mmseg: --out DIR of masks
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
+    bash tools/dist_test.sh CONFIG CHECKPOINT 2   # no CUDA: 2 CPU processes (gloo)
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from emo.utils import keep_freed_memory  # noqa: E402
 
 from emo.utils.launch import (add_common_args, add_result_dump,  # noqa: E402
                               build_runner, check_data, enable_visualization,
@@ -38,6 +41,7 @@ def get_args(argv=None):
 
 def main(argv=None):
     args = get_args(argv)
+    keep_freed_memory()  # CPU speed: reuse freed memory (emo/utils/allocator.py)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)

@@ -6,7 +6,13 @@ Examples:
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --auto-scale-lr
     python tools/train.py CONFIG --resume                 # latest checkpoint in work_dir
     python tools/train.py CONFIG --cfg-options train_dataloader.batch_size=64
+    python tools/train.py CONFIG --tensorboard             # + TensorBoard event files
     bash tools/dist_train.sh CONFIG 8                      # 8 GPUs (torchrun)
+    bash tools/dist_train.sh CONFIG 2                      # no CUDA: 2 CPU processes (gloo)
+
+Every run also saves the random generators' states in its checkpoints, so that --resume
+continues exactly where the run stopped (RNGStateHook), and stops at the first iteration
+whose loss is NaN or infinite (StopOnInvalidLossHook); see the README's Reliability.
 """
 import argparse
 import os.path as osp
@@ -14,8 +20,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from emo.utils.launch import (add_common_args, build_runner, check_data,  # noqa: E402
-                              fix_dataloaders, load_config, parse_args)
+from emo.utils import keep_freed_memory  # noqa: E402
+
+from emo.utils.launch import (add_common_args, add_training_hooks,  # noqa: E402
+                              build_runner, check_data, fix_dataloaders, load_config,
+                              parse_args)
 
 
 def get_args(argv=None):
@@ -26,25 +35,51 @@ def get_args(argv=None):
                         '(default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint; without a path, from the '
-                        'latest checkpoint in the work dir')
+                        'latest checkpoint in the work dir (weights, EMA, optimizer, '
+                        'schedulers and random generators: the run continues as if '
+                        'never stopped)')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (AmpOptimWrapper)')
+                        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale lr linearly with the total batch size '
                         '(relative to the config\'s auto_scale_lr.base_batch_size)')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate during training')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log the scalars to TensorBoard (mmengine\'s '
+                        'TensorboardVisBackend): event files in '
+                        '<work_dir>/<timestamp>/vis_data/')
     add_common_args(parser)
     return parse_args(parser, argv)
 
 
+def add_tensorboard(cfg):
+    """Append mmengine's TensorboardVisBackend to the visualizer's backends (once)."""
+    backends = cfg.visualizer.setdefault('vis_backends', [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+
+
+def check_amp_device(cfg):
+    """mmengine's AmpOptimWrapper needs a CUDA / NPU / MLU device: say so up front."""
+    from mmengine.device import get_device
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and get_device() == 'cpu':
+        raise SystemExit(
+            'error: --amp (AmpOptimWrapper) needs a GPU (CUDA, NPU or MLU); this machine '
+            'has none. On a CPU train in fp32: EMO\'s fast CPU path is channels_last '
+            '(model.backbone.channels_last=True, the classification default); bf16 '
+            'autocast measured slower than it (README, Speed and benchmarks).')
+
+
 def main(argv=None):
     args = get_args(argv)
+    keep_freed_memory()  # CPU speed: reuse freed memory (emo/utils/allocator.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     splits = ('train', ) if args.no_validate else ('train', 'val')
     check_data(cfg, splits)
     fix_dataloaders(cfg)
+    add_training_hooks(cfg)
 
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
@@ -52,6 +87,7 @@ def main(argv=None):
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    check_amp_device(cfg)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
@@ -62,6 +98,8 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, args.resume
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.tensorboard:
+        add_tensorboard(cfg)
 
     runner = build_runner(cfg)
     runner.train()

@@ -27,12 +27,12 @@ def trained(demo_data_root, tmp_path_factory):
 
 
 def test_train_writes_checkpoint(trained):
-    import torch
+    from emo.engine.checkpoint import load_from_local  # weights_only=True + allow-list
     _, work, ckpt = trained
     assert osp.isfile(ckpt)
     assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == \
         ['epoch_1.pth']
-    state = torch.load(ckpt, map_location='cpu')
+    state = load_from_local(ckpt, map_location='cpu')
     assert state['meta']['epoch'] == 1
     assert tuple(state['meta']['dataset_meta']['classes']) == CLASSES
     assert any(k.startswith('backbone.stage4.') for k in state['state_dict'])

@@ -20,11 +20,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
+from emo.engine.checkpoint import load_from_local  # noqa: E402  (weights_only + allow-list)
 from emo.models.utils.checkpoint import official_to_mmpretrain, unwrap_state_dict  # noqa
 
 
 def convert(src, dst, arch=None, num_classes=None):
-    state_dict = unwrap_state_dict(torch.load(src, map_location='cpu', weights_only=True))
+    state_dict = unwrap_state_dict(load_from_local(src, map_location='cpu'))
     converted = official_to_mmpretrain(state_dict)
     if arch:
         from mmpretrain.models import ImageClassifier
