@@ -5,11 +5,12 @@ from .onnx import (AdaptiveAvgPool2dExport, ClassifierExport, DetectorExport,
                    export_wrapper, ort_session, read_metadata, reference_outputs,
                    reparameterize, task_of)
 from .inference import (ONNXInferencer, build_model_from_cfg, dataset_meta,
-                        inference_pipeline_cfg)
+                        default_shape, inference_pipeline_cfg)
 
 __all__ = [
     'export_onnx', 'ort_session', 'ClassifierExport', 'SegmentorExport', 'DetectorExport',
     'export_wrapper', 'task_of', 'reparameterize', 'dynamic_trace_shape', 'read_metadata',
     'AdaptiveAvgPool2dExport', 'dynamic_adaptive_pools', 'reference_outputs',
-    'ONNXInferencer', 'build_model_from_cfg', 'dataset_meta', 'inference_pipeline_cfg'
+    'ONNXInferencer', 'build_model_from_cfg', 'dataset_meta', 'default_shape',
+    'inference_pipeline_cfg'
 ]

@@ -62,6 +62,22 @@ def inference_pipeline_cfg(cfg: Config) -> List[dict]:
     return [copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadAnnotations']
 
 
+def default_shape(cfg: Config):
+    """(H, W) the config evaluates at: the classifier's centre crop, the detector's
+    resize scale (W, H in the config), the segmentor's crop size; else 224x224."""
+    scope = cfg.default_scope
+    if scope == 'mmseg' and cfg.get('crop_size'):
+        return tuple(cfg.crop_size)
+    for t in inference_pipeline_cfg(cfg):
+        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
+            size = t['crop_size']
+            return (size, size) if isinstance(size, int) else tuple(size[::-1])
+        if scope == 'mmdet' and t['type'] == 'Resize':
+            w, h = t['scale']
+            return (h, w)
+    return (224, 224)
+
+
 def dataset_meta(cfg: Config) -> dict:
     """``dataset_meta`` of the test set: its ``metainfo`` over the dataset class's
     ``METAINFO`` (e.g. COCO's 80 classes); ``{}`` when neither names classes."""

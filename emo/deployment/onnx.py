@@ -87,9 +87,12 @@ def export_onnx(module: nn.Module,
     return path
 
 
-def ort_session(path: str, threads: Optional[int] = None):
+def ort_session(path: str, threads: Optional[int] = None, spinning: bool = True):
     """An ``onnxruntime.InferenceSession`` of ``path`` on CPU, graph optimisation ALL;
-    ``threads`` sets the intra-op thread count (None: onnxruntime's default)."""
+    ``threads`` sets the intra-op thread count (None: onnxruntime's default).
+    ``spinning=False`` stops idle worker threads from busy-waiting after each run (they
+    would take the CPU from whatever runs next in the process, e.g. other models timed
+    in turn)."""
     import onnxruntime as ort
 
     if not osp.isfile(path):
@@ -98,6 +101,9 @@ def ort_session(path: str, threads: Optional[int] = None):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
+    if not spinning:
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        opts.add_session_config_entry('session.inter_op.allow_spinning', '0')
     return ort.InferenceSession(path, sess_options=opts, providers=['CPUExecutionProvider'])
 
 

@@ -43,32 +43,31 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
+def add_custom_hooks(cfg, types):
+    """Append ``dict(type=t)`` to ``custom_hooks`` for each of ``types`` the config does
+    not have yet."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in hooks}
+    hooks.extend(dict(type=t) for t in types if t not in present)
+    cfg.custom_hooks = hooks  # assign after extending: Config copies a list it is given
+
+
 def add_checkpoint_and_data_checks(cfg):
     """Checkpoints and data that fail loudly (``emo.engine``): ``CheckpointFitHook``
     (official EMO files converted, wrong shapes an error), ``DataCheckHook`` (COCO classes,
     segmentation labels), ``SafeCheckpointHook`` (old checkpoints removed only after the
     new one is written), and ``--resume`` without a file skips an incomplete newest one."""
     from emo.engine import resolve_resume, use_safe_checkpoint_hook
-    hooks = list(cfg.get('custom_hooks') or [])
-    present = {h.get('type') for h in hooks}
-    hooks.extend(dict(type=t) for t in ('CheckpointFitHook', 'DataCheckHook')
-                 if t not in present)
-    cfg.custom_hooks = hooks  # assign after extending: Config copies a list it is given
+    add_custom_hooks(cfg, ('CheckpointFitHook', 'DataCheckHook'))
     use_safe_checkpoint_hook(cfg)
     resolve_resume(cfg)
 
 
-TRAINING_HOOKS = ('RNGStateHook', 'StopOnInvalidLossHook')
-
-
 def add_training_hooks(cfg):
-    """Append EMO's reliability hooks to ``custom_hooks`` unless the config has them:
-    ``RNGStateHook`` (random-generator states in checkpoints, exact ``--resume``) and
-    ``StopOnInvalidLossHook`` (a NaN / inf loss stops the run at that iteration)."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    present = {h.get('type') for h in hooks}
-    hooks.extend(dict(type=t) for t in TRAINING_HOOKS if t not in present)
-    cfg.custom_hooks = hooks  # assign: Config copies a list it is given
+    """EMO's training hooks, unless the config has them: ``RNGStateHook`` (random-generator
+    states in checkpoints, exact ``--resume``) and ``StopOnInvalidLossHook`` (a NaN / inf
+    loss stops the run at that iteration)."""
+    add_custom_hooks(cfg, ('RNGStateHook', 'StopOnInvalidLossHook'))
 
 
 def load_config(path, cfg_options=None, work_dir=None):

@@ -49,9 +49,10 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from emo.deployment import default_shape  # noqa: E402
 from emo.utils import keep_freed_memory  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
-from get_flops import TensorForward, default_shape  # noqa: E402
+from get_flops import TensorForward  # noqa: E402
 
 REFERENCE_FILE = osp.join(REPO, 'tests', 'reference_emo.py')
 BACKENDS = ('pytorch', 'onnxruntime')
@@ -396,7 +397,8 @@ class OrtRunner:
             x = torch.randn(b, 3, *entry.shape, generator=g)
             path = osp.join(folder, f'{index:02d}_b{b}.onnx')
             export_onnx(module, path, (x, ))
-            self.sessions[b] = ort_session(path, threads=args.threads)
+            # no busy-waiting threads: they would slow the model timed next
+            self.sessions[b] = ort_session(path, threads=args.threads, spinning=False)
             self.feeds[b] = {self.sessions[b].get_inputs()[0].name: x.numpy()}
 
     def __call__(self, batch_size):

@@ -18,23 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from emo.deployment import default_shape  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
-
-
-def default_shape(cfg):
-    """(H, W) the config evaluates at."""
-    scope = cfg.default_scope
-    pipeline = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.get('pipeline', [])
-    if scope == 'mmseg' and cfg.get('crop_size'):
-        return tuple(cfg.crop_size)
-    for t in pipeline:
-        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
-            size = t['crop_size']
-            return (size, size) if isinstance(size, int) else tuple(size[::-1])
-        if scope == 'mmdet' and t['type'] == 'Resize':
-            w, h = t['scale']
-            return (h, w)
-    return (224, 224)
 
 
 class TensorForward(nn.Module):

@@ -28,24 +28,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
+from emo.deployment import default_shape  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
-
-
-def default_shape(cfg):
-    """(H, W) the config evaluates at: the classifier's centre crop, the detector's
-    resize scale (W, H in the config), the segmentor's crop size."""
-    scope = cfg.default_scope
-    if scope == 'mmseg' and cfg.get('crop_size'):
-        return tuple(cfg.crop_size)
-    from emo.deployment import inference_pipeline_cfg
-    for t in inference_pipeline_cfg(cfg):
-        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
-            size = t['crop_size']
-            return (size, size) if isinstance(size, int) else tuple(size[::-1])
-        if scope == 'mmdet' and t['type'] == 'Resize':
-            w, h = t['scale']
-            return (h, w)
-    return (224, 224)
 
 
 def get_args(argv=None):
