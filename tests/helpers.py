@@ -39,3 +39,28 @@ def run_tool(relpath, *args, cwd=REPO, check=True):
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def assert_nested_equal(a, b, where='', atol=None):
+    """Nested dicts / lists of tensors, arrays and plain values are equal: tensors and
+    arrays bitwise (same dtype) or, with ``atol``, within it; anything else exactly.
+    ``where`` names the first difference."""
+    import numpy as np
+    import torch
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_nested_equal(a[key], b[key], f'{where}.{key}', atol)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_nested_equal(x, y, f'{where}[{i}]', atol)
+    elif isinstance(a, (torch.Tensor, np.ndarray)):
+        x, y = torch.as_tensor(a), torch.as_tensor(b)
+        if atol is None:
+            assert x.dtype == y.dtype and torch.equal(x, y), where
+        else:
+            x, y = x.double(), y.double()
+            assert x.shape == y.shape and torch.allclose(x, y, atol=atol), where
+    else:
+        assert a == b, where

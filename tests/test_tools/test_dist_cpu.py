@@ -7,10 +7,9 @@ import pickle
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from helpers import REPO, build_model
+from helpers import REPO, assert_nested_equal, build_model
 from mmengine.config import Config
 
 import emo  # noqa: F401  (the checkpoint allow-list for torch.load(weights_only=True))
@@ -132,21 +131,4 @@ def test_dist_test_on_two_processes_equals_one_process(task, demo_data_root, tmp
     (m1, p1), (m2, p2) = results[1], results[2]
     assert key in m1 and m1 == m2
     assert len(p1) == len(p2) == (25 if task == 'classification' else 7)
-    assert_close(p1, p2, 'predictions')
-
-
-def assert_close(a, b, where):
-    """Nested predictions equal: arrays and tensors within 1e-5, the rest exactly."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_close(a[k], b[k], f'{where}.{k}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close(x, y, f'{where}[{i}]')
-    elif isinstance(a, (torch.Tensor, np.ndarray)):
-        x, y = torch.as_tensor(a).double(), torch.as_tensor(b).double()
-        assert x.shape == y.shape and torch.allclose(x, y, atol=1e-5), where
-    else:
-        assert a == b, where
+    assert_nested_equal(p1, p2, 'predictions', atol=1e-5)

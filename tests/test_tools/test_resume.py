@@ -16,7 +16,7 @@ import time
 
 import pytest
 import torch
-from helpers import REPO, run_tool
+from helpers import REPO, assert_nested_equal, run_tool
 
 import emo  # noqa: F401  (the checkpoint allow-list for torch.load(weights_only=True))
 
@@ -79,22 +79,6 @@ def load(path):
     return torch.load(path, map_location='cpu')
 
 
-def assert_same(a, b, where):
-    """Bitwise equality of nested dicts / lists of tensors and numbers."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f'{where}.{key}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f'{where}[{i}]')
-    elif torch.is_tensor(a):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    else:
-        assert a == b, where
-
-
 OPTIONS = {CLS: cls_options, DET: det_options, SEG: seg_options}
 EXTRA = {CLS: [], DET: ['--no-validate'], SEG: ['--no-validate']}
 # where to kill, the checkpoint there, the one not yet written, what the resume says,
@@ -141,7 +125,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(config, uninterrupted, 
     assert got['meta']['iter'] == 12
     keys = ['state_dict', 'optimizer'] + (['ema_state_dict'] if config == CLS else [])
     for key in keys:
-        assert_same(ref[key], got[key], key)
+        assert_nested_equal(ref[key], got[key], key)
     # the weights did move after the resume: the comparison is not of a frozen model
     start = load(osp.join(killed, first))['state_dict']
     assert any(not torch.equal(start[k], got['state_dict'][k]) for k in start)
