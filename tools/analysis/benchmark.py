@@ -208,24 +208,14 @@ def emo_variant(backbone, cfg_backbone, num_classes):
 
 def build_config(path, args):
     """Entry of a config of this project; and the reference kwargs (or None)."""
-    from mmengine.registry import MODELS, init_default_scope
-
-    import emo  # noqa: F401
+    from emo.deployment import build_model_from_cfg, reparameterize
     cfg = load_config(path, args.cfg_options)
     scope = cfg.default_scope
-    init_default_scope(scope)
-    model_cfg = cfg.model.copy()
-    model_cfg.pop('init_cfg', None)
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no weight files needed
-    model = MODELS.build(model_cfg)
+    model = build_model_from_cfg(cfg)  # no weight files needed
     name = osp.splitext(osp.basename(path))[0]
-    if args.deploy:
-        if not hasattr(model.backbone, 'switch_to_deploy'):
-            raise ValueError(f'--deploy: the {type(model.backbone).__name__} backbone of '
-                             f'{path} has no switch_to_deploy()')
-        model.backbone.switch_to_deploy()
+    if args.deploy and not reparameterize(model):
+        raise ValueError(f'--deploy: the {type(model.backbone).__name__} backbone of '
+                         f'{path} has no switch_to_deploy()')
     if args.shape:
         shape = args.shape
     elif cfg.get('test_pipeline') or cfg.get('test_dataloader'):

@@ -27,26 +27,18 @@ from emo.utils.launch import DictAction, load_config  # noqa: E402
 def reparameterize(config, checkpoint, out, cfg_options=None):
     """Load ``checkpoint`` into the model of ``config``, switch its backbone to the
     deploy form and save it to ``out``. Returns the deploy model (eval mode)."""
-    from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint, save_checkpoint
 
-    import emo  # noqa: F401
+    from emo.deployment import build_model_from_cfg
     cfg = load_config(config, cfg_options)
-    init_default_scope(cfg.default_scope)
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    backbone = dict(model_cfg.backbone, init_cfg=None)
-    if backbone.get('deploy'):
+    if cfg.model.backbone.get('deploy'):
         raise ValueError(f'{config}: model.backbone.deploy is already True; give the '
                          'config of the training form')
-    model_cfg.backbone = backbone
-    model = MODELS.build(model_cfg)
+    model = build_model_from_cfg(cfg)  # eval mode
     if not hasattr(model.backbone, 'switch_to_deploy'):
         raise TypeError(f'{config}: the backbone {type(model.backbone).__name__} has no '
                         'switch_to_deploy()')
     ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
     model.backbone.switch_to_deploy()
     meta = dict(ckpt.get('meta', {}), deploy=True, reparameterized_from=osp.abspath(checkpoint))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
