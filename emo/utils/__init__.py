@@ -1,4 +1,5 @@
 from .allocator import keep_freed_memory
-from .flops import register_flop_handles, sdpa_flop_jit
+from .flops import model_complexity, register_flop_handles, sdpa_flop_jit
 
-__all__ = ['keep_freed_memory', 'register_flop_handles', 'sdpa_flop_jit']
+__all__ = ['keep_freed_memory', 'model_complexity', 'register_flop_handles',
+           'sdpa_flop_jit']

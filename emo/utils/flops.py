@@ -1,14 +1,16 @@
-"""FLOP counting for ``F.scaled_dot_product_attention`` in mmengine's counter.
+"""Parameters and FLOPs of a model, with mmengine's counter (fvcore's).
 
-mmengine's ``get_model_complexity_info`` (fvcore's counter) counts multiply-adds of
-matmuls but has no handle for ``aten::scaled_dot_product_attention``, so a model that
-uses SDPA would lose its attention matmuls. EMO's published FLOPs count them; this
-handle counts exactly what ``q @ k^T`` and ``attn @ v`` would. It is added to mmengine's
-default handles when ``emo`` is imported, so mmdet's / mmseg's own FLOP tools agree.
+FLOPs are multiply-adds, the attention matmuls included: mmengine has no handle for
+``aten::scaled_dot_product_attention``, so a model that uses SDPA would lose them; EMO's
+published FLOPs count them. :func:`sdpa_flop_jit` counts exactly what ``q @ k^T`` and
+``attn @ v`` would, and :func:`model_complexity` always uses it. (``emo.patches`` also adds
+it to mmengine's default handles, so mmdet's / mmseg's own FLOP tools agree.)
 """
 from math import prod
+from typing import Sequence
 
-from mmengine.analysis import complexity_analysis
+import torch
+import torch.nn as nn
 from mmengine.analysis.jit_handles import get_shape
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
@@ -22,7 +24,31 @@ def sdpa_flop_jit(inputs, outputs):
     return prod(batch) * L * S * (E + Ev)
 
 
+def model_complexity(model: nn.Module, shape: Sequence[int]) -> dict:
+    """Parameters and FLOPs of ``model`` on one zero image (1, 3, H, W), in its current
+    mode (``eval()`` it first for the inference FLOPs).
+
+    ``model`` maps an image batch to tensors; an OpenMMLab model (mmpretrain, mmdet,
+    mmseg) does so itself, its ``forward`` defaulting to ``mode='tensor'``: classifier
+    logits, detector head maps before NMS, segmentor decode head (the auxiliary head is
+    counted in the parameters, not in the FLOPs).
+
+    Returns:
+        dict: ``params`` (int), ``flops`` (int, multiply-adds), ``shape`` ((H, W)).
+    """
+    from mmengine.analysis import FlopAnalyzer
+
+    h, w = shape
+    param = next(model.parameters(), None)
+    x = torch.zeros(1, 3, h, w, device=param.device if param is not None else 'cpu')
+    with torch.no_grad():
+        flops = FlopAnalyzer(model, (x, )).set_op_handle(SDPA_OP, sdpa_flop_jit).total()
+    params = sum(p.numel() for p in model.parameters())
+    return dict(params=params, flops=flops, shape=(h, w))
+
+
 def register_flop_handles():
+    from mmengine.analysis import complexity_analysis
     complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(SDPA_OP, sdpa_flop_jit)
 
 

@@ -1,16 +1,20 @@
 """tools/analysis/benchmark.py: runs end to end on tiny settings (subprocesses) and
-writes rows whose ratios are the throughput over their reference's; bad options fail
-naming the problem."""
+writes rows whose ratios are the throughput over their reference's (the rows of
+``--reference tests/reference_emo.py``, else the first row); bad options fail naming the
+problem."""
 import json
 
 import pytest
 from helpers import load_tool, run_tool
+
+from emo.utils.launch import load_config
 
 CLS = 'configs/classification/emo-1m_8xb256_in1k.py'
 DET = 'configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py'
 SEG = 'configs/segmentation/deeplabv3_emo-1m_8xb4-80k_ade20k-512x512.py'
 TINY = ['--shape', '64', '64', '--batch-size', '2', '--rounds', '2', '--warmup', '1',
         '--iters', '1', '--latency-iters', '1', '--threads', '1']
+REF = ['--reference', 'tests/reference_emo.py']  # the literal released network
 
 
 def bench(tmp_path, *args):
@@ -20,13 +24,18 @@ def bench(tmp_path, *args):
     return proc, result, {(r['name'], r['backend']): r for r in result['rows']}
 
 
-def check_rows(result, latency=True):
-    """Every row has its figures, its reference row, and ratios = median / reference."""
+def check_rows(result, latency=True, reference=True):
+    """Every row has its figures, its reference row (the first row of its backend
+    without ``--reference``), and ratios = median / reference."""
     rows = {(r['name'], r['backend']): r for r in result['rows']}
     rounds = result['args']['rounds']
     for r in result['rows']:
         ref = rows[(r['reference'], r['backend'])]
-        assert ref['kind'] == 'reference'
+        if reference:
+            assert ref['kind'] == 'reference'
+        else:
+            assert ref is next(x for x in result['rows'] if x['backend'] == r['backend'])
+        assert r['flops'] > 0
         t = r['throughput']
         assert len(t['rounds']) == rounds and all(v > 0 for v in t['rounds'])
         assert t['min'] <= t['median'] <= t['max']
@@ -43,7 +52,7 @@ def check_rows(result, latency=True):
 
 def test_classifier_with_peers(tmp_path):
     proc, result, rows = bench(
-        tmp_path, CLS, *TINY, '--peers', 'mobilenet-v3-small-050_3rdparty_in1k',
+        tmp_path, CLS, *TINY, *REF, '--peers', 'mobilenet-v3-small-050_3rdparty_in1k',
         'mmpretrain::mobilenet_v3/mobilenet-v3-small-075_8xb128_in1k.py')
     check_rows(result)
     assert [r['kind'] for r in result['rows']] == ['reference', 'config', 'peer', 'peer']
@@ -61,14 +70,14 @@ def test_classifier_with_peers(tmp_path):
 
 
 def test_training_steps_with_amp(tmp_path):
-    _, result, rows = bench(tmp_path, CLS, *TINY, '--train', '--amp')
+    _, result, rows = bench(tmp_path, CLS, *TINY, *REF, '--train', '--amp')
     check_rows(result, latency=False)  # training: throughput only
     for r in result['rows']:
         assert r['output_dtype'] == 'torch.bfloat16'  # autocast reached the logits
 
 
 def test_channels_last_and_deploy(tmp_path):
-    proc, result, rows = bench(tmp_path, CLS, *TINY, '--channels-last', '--deploy',
+    proc, result, rows = bench(tmp_path, CLS, *TINY, *REF, '--channels-last', '--deploy',
                                '--peers', 'mobilenet-v3-small-050_3rdparty_in1k')
     check_rows(result)
     ref = rows[('reference EMO-1M', 'pytorch')]
@@ -81,7 +90,7 @@ def test_channels_last_and_deploy(tmp_path):
 
 
 def test_detection_and_segmentation_backbones(tmp_path):
-    _, result, rows = bench(tmp_path, DET, SEG, *TINY)
+    _, result, rows = bench(tmp_path, DET, SEG, *TINY, *REF)
     check_rows(result)
     assert [r['kind'] for r in result['rows']] == ['reference', 'config', 'config']
     ref = rows[('reference EMO-1M [backbone]', 'pytorch')]  # window 7 for both configs
@@ -93,7 +102,7 @@ def test_detection_and_segmentation_backbones(tmp_path):
 
 
 def test_whole_detector_at_its_test_size(tmp_path):
-    _, result, rows = bench(tmp_path, DET, '--part', 'model', '--batch-size', '1',
+    _, result, rows = bench(tmp_path, DET, *REF, '--part', 'model', '--batch-size', '1',
                             '--rounds', '1', '--warmup', '0', '--iters', '1',
                             '--no-latency', '--threads', '1')
     check_rows(result, latency=False)
@@ -103,7 +112,7 @@ def test_whole_detector_at_its_test_size(tmp_path):
 
 
 def test_onnxruntime_next_to_pytorch(tmp_path):
-    _, result, rows = bench(tmp_path, CLS, *TINY, '--deploy', '--backend', 'pytorch',
+    _, result, rows = bench(tmp_path, CLS, *TINY, *REF, '--deploy', '--backend', 'pytorch',
                             'onnxruntime')
     check_rows(result)
     assert sorted(rows) == sorted((n, b) for n in ('reference EMO-1M', 'emo-1m_8xb256_in1k')
@@ -112,6 +121,19 @@ def test_onnxruntime_next_to_pytorch(tmp_path):
     assert ort['reference'] == 'reference EMO-1M'  # ratio to the exported reference
     assert ort['output_dtype'] == 'numpy.float32'
     assert result['machine']['onnxruntime']
+
+
+def test_without_reference_rows_are_compared_with_the_first(tmp_path):
+    proc, result, rows = bench(tmp_path, CLS, *TINY, '--peers',
+                               'mobilenet-v3-small-050_3rdparty_in1k')
+    check_rows(result, reference=False)
+    assert [r['kind'] for r in result['rows']] == ['config', 'peer']
+    emo = rows[('emo-1m_8xb256_in1k', 'pytorch')]
+    assert emo['reference'] == 'emo-1m_8xb256_in1k' and emo['x_reference']['throughput'] == 1
+    # the classifier's FLOPs at 64x64, as tools/analysis/get_flops.py counts them
+    flops = load_tool('tools/analysis/get_flops.py').count(load_config(CLS), (64, 64))
+    assert emo['flops'] == flops['flops'] and emo['params'] == flops['params']
+    assert 'no --reference' in proc.stdout
 
 
 def test_bad_options_fail_clearly(monkeypatch, capsys, tmp_path):
@@ -137,3 +159,9 @@ def test_bad_options_fail_clearly(monkeypatch, capsys, tmp_path):
     assert 'config file not found: nope.py' in error('nope.py')
     assert 'give at least one CONFIG' in error()
     assert '--shape takes H W' in error(CLS, '--shape', '1', '2', '3')
+    assert '--reference: no Python file nope.py' in error(CLS, '--reference', 'nope.py')
+    not_a_reference = tmp_path / 'empty.py'
+    not_a_reference.write_text('')
+    with pytest.raises(AttributeError, match=f'{not_a_reference}: the file defines no '
+                       'ReferenceEMO'):
+        tool.main([CLS, '--reference', str(not_a_reference), *TINY[:-2]])

@@ -1,13 +1,19 @@
-"""Throughput and batch-1 latency of configs of this project, mmpretrain peers and the
-literal reference EMO network (``tests/reference_emo.py``), timed side by side.
+"""Throughput and batch-1 latency of configs of this project, mmpretrain peers and,
+with ``--reference``, a reference EMO network, timed side by side.
 
 All models are built first, then timed in rounds: every round times each model in turn
 (``--iters`` passes at ``--batch-size``, then ``--latency-iters`` passes at batch 1), so
 drift of a shared machine hits all of them alike. Figures are min / median / max over the
-rounds. Each EMO variant brings its reference row (same variant, window and input size;
-``--deploy`` and ``--channels-last`` never apply to it: it is the network as released),
-and every row gets its speed relative to that reference
-(peers and non-EMO configs: the reference of the first EMO variant); > 1 is faster.
+rounds; parameters and FLOPs (``emo.utils.model_complexity``, at batch 1) come with them.
+Every row gets its speed relative to a baseline row ("x ref", > 1 is faster):
+
+* with ``--reference FILE.py`` (e.g. ``tests/reference_emo.py``, the literal released
+  network), each EMO variant brings its reference row, built from that file (same
+  variant, window and input size; ``--deploy`` and ``--channels-last`` never apply to
+  it: it is the network as released), and is compared with it; peers and non-EMO
+  configs with the reference of the first EMO variant (with peers only: of EMO-1M);
+* without it there are no reference rows and every row is compared with the first row
+  (the first CONFIG, else the first peer) of the same backend.
 
 What runs: a classification config, its ``mode='tensor'`` forward (logits); a detection or
 segmentation config, ``--part backbone`` (the backbone alone) or ``--part model`` (the
@@ -19,8 +25,13 @@ The reference row of a dense config is the reference backbone (its feature maps)
 ``--train`` times training steps: forward, loss (cross-entropy on random labels for
 logits; the mean of all outputs for dense outputs), backward and an AdamW step.
 
+The ``--reference`` file is imported as a module and must define ``ReferenceEMO(variant,
+num_classes, window_size, attn_pre)``: the classifier (``norm`` and ``head`` modules) with
+``features(x)`` returning the stem's and the four stages' maps.
+
 Examples:
     python tools/analysis/benchmark.py configs/classification/emo-1m_8xb256_in1k.py \\
+        --reference tests/reference_emo.py \\
         --peers edgenext-xxsmall_3rdparty_in1k mobilenet-v3-large_8xb128_in1k --threads 2
     python tools/analysis/benchmark.py configs/classification/emo-*_8xb256_in1k.py \\
         --backend pytorch onnxruntime --deploy --out work_dirs/benchmark/ort.json
@@ -43,24 +54,21 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)  # run from a checkout
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # get_flops.py
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from emo.deployment import default_shape  # noqa: E402
-from emo.utils import keep_freed_memory  # noqa: E402
+from emo.utils import keep_freed_memory, model_complexity  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
-from get_flops import TensorForward  # noqa: E402
 
-REFERENCE_FILE = osp.join(REPO, 'tests', 'reference_emo.py')
 BACKENDS = ('pytorch', 'onnxruntime')
 
 
 def get_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Throughput and batch-1 latency of configs, mmpretrain peers and the '
+        description='Throughput and batch-1 latency of configs, mmpretrain peers and a '
         'reference EMO, interleaved in one process')
     parser.add_argument('configs', nargs='*', metavar='CONFIG',
                         help='config files of this project (the default_scope picks the task)')
@@ -68,6 +76,11 @@ def get_args(argv=None):
                         help='mmpretrain model names (e.g. edgenext-xxsmall_3rdparty_in1k) '
                         'or config files (a path or mmpretrain::dir/file.py), built '
                         'without pretrained weights')
+    parser.add_argument('--reference', metavar='FILE.py',
+                        help='a Python file defining ReferenceEMO (e.g. '
+                        'tests/reference_emo.py): each EMO config gets a reference row of '
+                        'its variant and is compared with it; without it, rows are '
+                        'compared with the first row')
     parser.add_argument('--part', choices=['backbone', 'model'], default='backbone',
                         help='detection / segmentation configs: the backbone alone or '
                         'the whole tensor forward (default: backbone)')
@@ -151,18 +164,21 @@ def get_args(argv=None):
     for path in args.configs:
         if not osp.isfile(path):
             parser.error(f'config file not found: {path}')
+    if args.reference is not None:
+        if not (args.reference.endswith('.py') and osp.isfile(args.reference)):
+            parser.error(f'--reference: no Python file {args.reference}')
     return args
 
 
-def load_reference():
-    """``tests/reference_emo.py`` imported by path (the literal released network)."""
-    if not osp.isfile(REFERENCE_FILE):
-        raise FileNotFoundError(f'the reference network {REFERENCE_FILE} is missing (it '
-                                'ships with the repository checkout)')
-    spec = importlib.util.spec_from_file_location('reference_emo', REFERENCE_FILE)
+def load_reference(path):
+    """The ``ReferenceEMO`` class of the Python file ``path``, imported as a module."""
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    if not hasattr(module, 'ReferenceEMO'):
+        raise AttributeError(f'--reference {path}: the file defines no ReferenceEMO')
+    return module.ReferenceEMO
 
 
 class Features(nn.Module):
@@ -187,6 +203,7 @@ class Entry:
         self.source, self.task, self.part = source, task, part
         self.deploy, self.variant, self.note = deploy, variant, note
         self.params = sum(p.numel() for p in module.parameters())
+        self.flops = None  # multiply-adds at batch 1, counted before timing
         self.ref_key = None  # key of its reference entry in ``references``
 
 
@@ -224,12 +241,13 @@ def build_config(path, args):
         shape = (224, 224)
     task = {'mmpretrain': 'classification', 'mmdet': 'detection',
             'mmseg': 'segmentation'}[scope]
+    # an OpenMMLab model's forward(x) is its mode='tensor' forward
     if task == 'classification':
-        module, part = TensorForward(model), 'model'
+        module, part = model, 'model'
         num_classes = cfg.model.get('head', {}).get('num_classes', 1000)
     else:
         part = args.part
-        module = model.backbone if part == 'backbone' else TensorForward(model)
+        module = model.backbone if part == 'backbone' else model
         name += f' [{part}]'
         num_classes = None
     ref, note = emo_variant(model.backbone, cfg.model.backbone, num_classes)
@@ -268,51 +286,52 @@ def build_peer(spec, args):
     if args.deploy and hasattr(model.backbone, 'switch_to_deploy'):
         model.backbone.switch_to_deploy()
         deploy = True
-    return Entry(name, 'peer', TensorForward(model), args.shape or (224, 224), spec,
+    return Entry(name, 'peer', model, args.shape or (224, 224), spec,
                  deploy=deploy, note='' if deploy or not args.deploy else 'no deploy form')
 
 
-def build_reference(ref, shape, dense):
-    """The literal reference network for ``ref`` (variant, window, ...) at ``shape``."""
-    net = load_reference().ReferenceEMO(ref['variant'], num_classes=ref['num_classes'] or 1000,
-                                        window_size=ref['window_size'],
-                                        attn_pre=ref['attn_pre'])
+def build_reference(path, ref, shape, dense):
+    """The reference network of the file ``path`` for ``ref`` (variant, window, ...)."""
+    net = load_reference(path)(ref['variant'], num_classes=ref['num_classes'] or 1000,
+                               window_size=ref['window_size'], attn_pre=ref['attn_pre'])
     name = f'reference EMO-{ref["variant"].upper()}'
     if ref['window_size'] != 7:
         name += f' (window {ref["window_size"]})'
     if dense:
         net, name = Features(net), name + ' [backbone]'
-    return Entry(name, 'reference', net, shape, 'tests/reference_emo.py',
+    return Entry(name, 'reference', net, shape, path,
                  part='backbone' if dense else 'model', variant=ref['variant'])
 
 
 def build_entries(args):
-    """Every model to time, each config after its reference; peers last."""
+    """Every model to time, each config after its reference (with ``--reference``);
+    peers last. Each entry's FLOPs are counted here, in eval mode."""
     entries, references = [], {}
     for path in args.configs:
         entry, ref = build_config(path, args)
-        if ref is not None:
+        if ref is not None and args.reference:
             dense = entry.task != 'classification'
             key = (ref['variant'], ref['window_size'], ref['attn_pre'], ref['num_classes'],
                    dense, entry.shape)
             if key not in references:
-                references[key] = build_reference(ref, entry.shape, dense)
+                references[key] = build_reference(args.reference, ref, entry.shape, dense)
                 entries.append(references[key])
             entry.ref_key = key
         entries.append(entry)
     for spec in args.peers:
         entries.append(build_peer(spec, args))
-    if not references:  # peers only: compare with the released EMO-1M classifier
+    if args.reference and not references:  # peers only: the released EMO-1M classifier
         ref = dict(variant='1m', window_size=7, attn_pre=True, num_classes=1000)
         key = ('1m', 7, True, 1000, False, tuple(args.shape or (224, 224)))
-        references[key] = build_reference(ref, key[-1], False)
+        references[key] = build_reference(args.reference, ref, key[-1], False)
         entries.insert(0, references[key])
-    first = next(iter(references))
+    first = next(iter(references), None)  # None: compared with the first row
     for e in entries:
         if e.kind == 'reference':
             e.ref_key = next(k for k, r in references.items() if r is e)
         elif e.ref_key is None:
             e.ref_key = first
+        e.flops = model_complexity(e.module.eval(), e.shape)['flops']
     return entries, references
 
 
@@ -459,13 +478,14 @@ def run(args):
     for e, backend, step in runners:
         t = times[id(step)]
         row = dict(name=e.name, kind=e.kind, source=e.source, task=e.task, part=e.part,
-                   backend=backend, shape=list(e.shape), params=e.params, deploy=e.deploy,
+                   backend=backend, shape=list(e.shape), params=e.params, flops=e.flops,
+                   deploy=e.deploy,
                    variant=e.variant, note=e.note, output_dtype=step.out_dtype,
                    throughput=stats(t[args.batch_size]),
                    latency_ms=stats(t[1]) if latency else None)
         rows.append(row)
-        if e.kind == 'reference':
-            by_ref[(e.ref_key, backend)] = row
+        if e.kind == 'reference' or e.ref_key is None:  # no --reference: the first row
+            by_ref.setdefault((e.ref_key, backend), row)
     for (e, backend, _), row in zip(runners, rows):
         ref = by_ref[(e.ref_key, backend)]
         row['reference'] = ref['name']
@@ -523,18 +543,22 @@ def markdown(rows, args, info):
         f'{", ".join(f"{h}x{w}" for h, w in shapes)}, {args.device}, '
         f'{info["torch_threads"]} torch thread(s), backend {" + ".join(args.backend)}, '
         f'malloc {"keeps freed memory" if args.keep_freed_memory else "default"}; '
-        f'min / median / max over {args.rounds} rounds. "x ref" = median speed relative '
-        'to the row\'s reference (same variant, window and size; peers and non-EMO '
-        f'configs: {rows[0]["reference"] if rows else "-"}); > 1 is faster.', '',
-        '| model | ' + ('backend | ' if multi else '') + 'params | img/s | x ref | '
+        f'min / median / max over {args.rounds} rounds; GFLOPs at batch 1. ' + (
+            '"x ref" = median speed relative to the row\'s reference (same variant, window '
+            'and size; peers and non-EMO configs: '
+            f'{rows[0]["reference"] if rows else "-"}); > 1 is faster.' if args.reference
+            else '"x ref" = median speed relative to the first row of the same backend '
+            f'({rows[0]["reference"] if rows else "-"}; no --reference); > 1 is faster.'),
+        '',
+        '| model | ' + ('backend | ' if multi else '') + 'params | GFLOPs | img/s | x ref | '
         'batch-1 latency (ms) | x ref |',
-        '|---|' + ('---|' if multi else '') + '---:|---|---:|---|---:|']
+        '|---|' + ('---|' if multi else '') + '---:|---:|---|---:|---|---:|']
     for r in rows:
         name = r['name'] + (f' ({r["note"]})' if r['note'] else '')
         lat = r['latency_ms']
         cells = [name] + ([r['backend']] if multi else []) + [
-            f'{r["params"] / 1e6:.2f} M', fmt_triple(r['throughput'], 1),
-            f'{r["x_reference"]["throughput"]:.2f}',
+            f'{r["params"] / 1e6:.2f} M', f'{r["flops"] / 1e9:.3f}',
+            fmt_triple(r['throughput'], 1), f'{r["x_reference"]["throughput"]:.2f}',
             fmt_triple(lat, 2) if lat else '-',
             f'{r["x_reference"]["latency"]:.2f}' if lat else '-']
         lines.append('| ' + ' | '.join(cells) + ' |')

@@ -1,7 +1,7 @@
 """Parameters and FLOPs of any config of this project (mmengine's counter).
 
 FLOPs are multiply-adds, the attention matmuls included (fvcore / mmengine convention;
-``emo`` adds the handle for ``scaled_dot_product_attention``). The model runs its
+``emo.utils.model_complexity`` counts ``scaled_dot_product_attention``). The model runs its
 ``mode='tensor'`` forward on one zero image: classifier logits, detector head maps
 before NMS, segmentor decode head (the auxiliary head is counted in params, not FLOPs).
 Default input: the classification crop (224), the detector's test scale (e.g. 320x320,
@@ -15,42 +15,23 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-
 from emo.deployment import default_shape  # noqa: E402
+from emo.utils import model_complexity  # noqa: E402
 from emo.utils.launch import DictAction, load_config  # noqa: E402
-
-
-class TensorForward(nn.Module):
-    """Calls an OpenMMLab model's ``mode='tensor'`` forward: (1, 3, H, W) -> raw outputs."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x, mode='tensor')
 
 
 def count(cfg, shape=None):
     """Returns dict(params, flops, shape) for the model of ``cfg``."""
-    from mmengine.analysis import get_model_complexity_info
     from mmengine.registry import MODELS, init_default_scope
 
-    import emo  # noqa: F401  (registers EMO and the SDPA FLOP handle)
+    import emo  # noqa: F401  (registers EMO)
     init_default_scope(cfg.default_scope)
     model_cfg = cfg.model.copy()
     model_cfg.pop('init_cfg', None)
     if model_cfg.get('backbone', {}).get('init_cfg'):
         model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no file needed
     model = MODELS.build(model_cfg).eval()
-    shape = tuple(shape or default_shape(cfg))
-    with torch.no_grad():
-        info = get_model_complexity_info(TensorForward(model), input_shape=(3, *shape),
-                                         show_table=False, show_arch=False)
-    params = sum(p.numel() for p in model.parameters())
-    return dict(params=params, flops=info['flops'], shape=shape)
+    return model_complexity(model, tuple(shape or default_shape(cfg)))
 
 
 def main(argv=None):
