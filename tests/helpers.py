@@ -64,3 +64,317 @@ def assert_nested_equal(a, b, where='', atol=None):
             assert x.shape == y.shape and torch.allclose(x, y, atol=atol), where
     else:
         assert a == b, where
+
+
+# ---------------------------------------------------------------------------------------
+# Derived bounds for comparing two float32 computations of the same function.
+#
+# The rule (used by every numerical test): two float32 computations of one function that
+# differ only in how they round (summation order, SIMD width, fused kernels, folded BNs,
+# another runtime: everything a CPU's ISA or a backend changes) differ by at most
+#
+#     bound = TAIL * EPS32 * sqrt(n) * scale
+#
+# - EPS32 = 2**-23, float32's machine epsilon = twice the unit roundoff u: each side rounds
+#   within u per operation.
+# - n, the accumulation length: the number of rounded terms that feed one output element
+#   along the computation, counted by ``accumulation_length`` from the ops actually run
+#   (a convolution adds its fan-in Cin/groups*kh*kw, a matmul its inner size, attention its
+#   head size plus its key count, a mean/softmax/norm its reduced size, any other op 1).
+#   It sums every op of the graph, parallel branches included, so it over-counts.
+# - sqrt(n): rounding errors are independent and of mean zero, so they grow like sqrt(n),
+#   not n (Higham & Mary, "A new approach to probabilistic rounding error analysis", SIAM
+#   J. Sci. Comput. 2019). Use ``linear=True`` where terms do not have random signs.
+# - scale = max |reference|: the error of a sum is relative to the magnitude of its terms;
+#   the normalization layers keep every layer's magnitudes of the order of its outputs'.
+# - TAIL = 10: the probabilistic bound holds with probability >= 1 - 2 n exp(-TAIL**2/2)
+#   per element (< 1e-15 for n < 1e6): a real difference, not luck, is what fails.
+# The bound does not depend on the machine, and it is far below what a real defect gives
+# (a wrong fold, pad or layout changes outputs by a fraction of ``scale``).
+# Decisions taken on compared tensors (argmax, top-k, score thresholds, NMS) are compared
+# only where they are not near-ties within that bound: ``decisions_equal_outside_ties``
+# and ``detections_equal_outside_ties``.
+# ---------------------------------------------------------------------------------------
+EPS32 = 2.0**-23
+TAIL = 10.0
+
+
+def accumulation_length(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` once and return n, the number of rounded terms along
+    it (see the rule above): the sum over every aten op run of its reduction length
+    (convolution: Cin/groups*kh*kw, mm/bmm/linear: inner size, scaled dot-product
+    attention: head size + key count, mean/sum/pool/softmax/norm: reduced size), 1 for
+    an elementwise op. Backward ops count too when ``fn`` runs one."""
+    import math
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    aten = torch.ops.aten
+    conv = {aten.convolution, aten._convolution, aten.mkldnn_convolution,
+            aten.convolution_backward}
+    mm = {aten.mm: 0, aten.bmm: 0, aten.matmul: 0, aten.linear: 0, aten.addmm: 1,
+          aten.baddbmm: 1}
+    reductions = {aten.mean, aten.sum, aten._adaptive_avg_pool2d, aten.avg_pool2d,
+                  aten.native_layer_norm, aten.native_group_norm, aten.var_mean, aten.var,
+                  aten.native_batch_norm, aten._native_batch_norm_legit,
+                  aten._native_batch_norm_legit_no_training, aten.upsample_bilinear2d}
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            op, n = func.overloadpacket, 1
+            if op in conv:
+                w = args[2] if op is aten.convolution_backward else args[1]
+                n = math.prod(w.shape[1:])
+            elif op in mm:
+                n = args[mm[op]].shape[-1]
+            elif 'scaled_dot_product' in op.__name__:
+                n = args[0].shape[-1] + args[1].shape[-2]
+            elif op in (aten._softmax, aten._log_softmax):
+                n = args[0].shape[args[1]]
+            elif op in reductions:
+                first = out[0] if isinstance(out, (tuple, list)) else out
+                n = 2 * max(1, args[0].numel() // max(1, first.numel()))
+            Count.n += n
+            return out
+
+    with Count():
+        fn(*args, **kwargs)
+    return Count.n
+
+
+def float32_bound(reference, n, linear=False, tail=TAIL):
+    """``TAIL * EPS32 * sqrt(n) * max|reference|`` (``n`` instead of ``sqrt(n)`` with
+    ``linear``): the most two float32 computations of ``reference`` with accumulation
+    length ``n`` may differ by (see the rule above)."""
+    import math
+
+    import torch
+    scale = float(torch.as_tensor(reference).detach().abs().max()) if torch.as_tensor(
+        reference).numel() else 0.0
+    return tail * EPS32 * (n if linear else math.sqrt(n)) * max(scale, 1e-30)
+
+
+def assert_close_derived(got, reference, n, linear=False, what=''):
+    """``|got - reference| <= float32_bound(reference, n)`` elementwise (same shape);
+    returns the bound. The message states the bound, its n and the largest difference."""
+    import torch
+    got, reference = torch.as_tensor(got), torch.as_tensor(reference)
+    assert got.shape == reference.shape, f'{what}: shape {got.shape} != {reference.shape}'
+    bound = float32_bound(reference, n, linear)
+    diff = (got.double() - reference.double()).abs().max().item() if got.numel() else 0.0
+    assert diff <= bound, (f'{what}: max |diff| {diff:.3g} > derived float32 bound '
+                           f'{bound:.3g} (n={n}, scale={reference.abs().max().item():.3g})')
+    return bound
+
+
+def decisions_equal_outside_ties(got, reference, bound, dim=-1, min_decided=0.5):
+    """The argmax over ``dim`` of ``got`` equals that of ``reference`` wherever it is not
+    a near-tie: where the reference's top value beats every other by more than
+    ``2 * bound`` (each side is within ``bound`` of the truth, so no such pair can swap).
+    Asserts that at least ``min_decided`` of the decisions are not ties (else the test
+    would assert nothing) and returns the decided fraction."""
+    import torch
+    top2 = reference.topk(2, dim=dim).values
+    margin = top2.select(dim, 0) - top2.select(dim, 1)
+    decided = margin > 2 * bound
+    frac = decided.float().mean().item()
+    assert frac >= min_decided, f'only {frac:.1%} of the decisions are not near-ties'
+    same = got.argmax(dim) == reference.argmax(dim)
+    assert same[decided].all(), (
+        f'{(~same[decided]).sum().item()} decisions differ outside near-ties '
+        f'(margin > 2 * {bound:.3g})')
+    return frac
+
+
+def _iou_range(boxes, delta):
+    """Pairwise IoU of ``boxes`` (N, 4 numpy, x1y1x2y2) when every coordinate may move by
+    up to ``delta`` (N,): (low, high), each (N, N)."""
+    import numpy as np
+    d = np.maximum(delta[:, None], delta[None])  # every edge of either box moves <= d
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    wh = rb - lt
+    wh_a = boxes[:, 2:] - boxes[:, :2]
+
+    def area(w, h):
+        return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+    inter_hi = area(wh[..., 0] + 2 * d, wh[..., 1] + 2 * d)
+    inter_lo = area(wh[..., 0] - 2 * d, wh[..., 1] - 2 * d)
+    a_hi = area(wh_a[:, None, 0] + 2 * d, wh_a[:, None, 1] + 2 * d)
+    a_lo = area(wh_a[:, None, 0] - 2 * d, wh_a[:, None, 1] - 2 * d)
+    b_hi = area(wh_a[None, :, 0] + 2 * d, wh_a[None, :, 1] + 2 * d)
+    b_lo = area(wh_a[None, :, 0] - 2 * d, wh_a[None, :, 1] - 2 * d)
+    union_lo = np.maximum(a_lo + b_lo - inter_hi, np.maximum(a_lo, b_lo))
+    union_hi = a_hi + b_hi - inter_lo
+    high = np.where(union_lo > 0, inter_hi / np.maximum(union_lo, 1e-30), 1.0)
+    low = inter_lo / np.maximum(union_hi, 1e-30)
+    return low, high
+
+
+def _dense_head_decisions(head, cls_scores, bbox_preds, bounds, img_meta):
+    """The candidates of one image as ``head.predict_by_feat`` makes them (per level:
+    scores, score threshold, ``nms_pre`` top-k, decode; then ``min_bbox_size``, class-wise
+    NMS, ``max_per_img``), each with its score and box tolerances and its fate: 1 surely
+    in the result, -1 surely not, 0 a near-tie within the tolerances.
+
+    ``cls_scores``/``bbox_preds``: per level (C, H, W) tensors of one image; ``bounds``:
+    per level (cls bound, bbox bound) on |other computation - these|."""
+    import itertools
+    import math
+
+    import numpy as np
+    import torch
+    from mmdet.models.utils import filter_scores_and_topk
+    cfg = head.test_cfg
+    thr, nms_pre = cfg.get('score_thr', 0), cfg.get('nms_pre', -1)
+    sizes = [c.shape[-2:] for c in cls_scores]
+    priors = head.prior_generator.grid_priors(sizes, device=cls_scores[0].device)
+    cand = dict(scores=[], labels=[], boxes=[], s_tol=[], b_tol=[], undecided=[])
+    for cls, reg, pri, (b_cls, b_reg) in zip(cls_scores, bbox_preds, priors, bounds):
+        reg = reg.permute(1, 2, 0).reshape(-1, head.bbox_coder.encode_size)
+        cls = cls.permute(1, 2, 0).reshape(-1, head.cls_out_channels)
+        all_scores = cls.sigmoid() if head.use_sigmoid_cls else cls.softmax(-1)[:, :-1]
+        scores, labels, _, kept = filter_scores_and_topk(all_scores, thr, nms_pre,
+                                                         dict(reg=reg, priors=pri))
+
+        def tol_of(p, b=b_cls):
+            p = torch.as_tensor(p, dtype=torch.float64)
+            if head.use_sigmoid_cls:  # logits move by <= b: sigmoid(logit(p) +- b) - p
+                z = torch.logit(p)
+                tol = torch.maximum((z + b).sigmoid() - p, p - (z - b).sigmoid())
+            else:  # log-softmax moves by <= 2 b: p * (exp(2 b) - 1)
+                tol = p * math.expm1(2 * b)
+            return (tol + 4 * EPS32).float()
+
+        s_tol = tol_of(scores)
+        # in or out by the threshold and the top-k cut: a near-tie if within tolerance
+        # of the threshold or of the first score the cut leaves out
+        valid = all_scores[all_scores > thr].sort(descending=True).values
+        cut = max(valid[nms_pre].item() if 0 < nms_pre < len(valid) else thr, thr)
+        undecided = scores <= cut + s_tol + tol_of(cut)
+        decode = lambda r: head.bbox_coder.decode(  # noqa: E731
+            kept['priors'], r, max_shape=img_meta['img_shape'])
+        boxes = decode(kept['reg'])
+        # each coordinate is monotone in each delta (and in the clamp): its extremes
+        # over deltas +- b_reg lie at the 16 corners
+        moved = torch.stack([decode(kept['reg'] + b_reg * torch.tensor(sign))
+                             for sign in itertools.product([-1.0, 1.0], repeat=4)])
+        b_tol = (moved - boxes).abs().amax(dim=(0, 2)) + 4 * EPS32 * boxes.abs().amax(1)
+        for key, value in zip(cand, (scores, labels, boxes, s_tol,
+                                     b_tol, undecided)):
+            cand[key].append(value)
+    c = {k: torch.cat(v).numpy() for k, v in cand.items()}
+    c.update({k: c[k].astype(np.float64) for k in ('scores', 'boxes', 's_tol', 'b_tol')})
+    undecided = c.pop('undecided').astype(bool)
+    w, h = (c['boxes'][:, 2:] - c['boxes'][:, :2]).T
+    fate = np.zeros(len(w), dtype=int)
+    if cfg.get('min_bbox_size', -1) >= 0:
+        m = cfg.min_bbox_size
+        near = (np.abs(w - m) <= 2 * c['b_tol']) | (np.abs(h - m) <= 2 * c['b_tol'])
+        undecided |= near
+        fate[~near & ((w <= m) | (h <= m))] = -1
+    # class-wise NMS (mmcv batched_nms: boxes shifted by label * (max coordinate + 1),
+    # suppressed when IoU > threshold), in score order; the shift rounds coordinates by
+    # up to an ulp of the shifted value
+    iou_thr = cfg.nms.iou_threshold
+    shift = np.spacing(np.float32(2 * head.num_classes * (c['boxes'].max() + 1)))
+    order = np.argsort(-c['scores'], kind='stable')
+    for label in np.unique(c['labels']):
+        idx = order[(c['labels'][order] == label) & (fate[order] >= 0)]
+        low, high = _iou_range(c['boxes'][idx], c['b_tol'][idx] + shift)
+        s, tol = c['scores'][idx], c['s_tol'][idx]
+        for a, i in enumerate(idx):
+            if undecided[i]:
+                continue  # fate 0; it may still suppress the boxes after it
+            could = (np.arange(len(idx)) != a) & (high[a] > iou_thr) & (s >= s[a] - tol - tol[a])
+            tie = could & (np.abs(s - s[a]) <= tol + tol[a])
+            before, fates = could & ~tie, fate[idx]
+            if (before & (fates == 1) & (low[a] > iou_thr)).any():
+                fate[i] = -1  # a box surely kept surely suppresses it
+            elif tie.any() or (before & (fates >= 0)).any():
+                fate[i] = 0
+            else:
+                fate[i] = 1
+    # max_per_img: surely in if it makes the cut even with every box that may survive
+    # ranked above it, surely out if boxes sure to survive and to rank above fill it
+    k = cfg.get('max_per_img', -1)
+    if k > 0:
+        s, tol, nms_fate = c['scores'], c['s_tol'], fate.copy()
+        for i in np.nonzero(nms_fate >= 0)[0]:
+            if ((nms_fate == 1) & (s > s[i] + tol + tol[i])).sum() >= k:
+                fate[i] = -1
+            elif ((nms_fate >= 0) & (s >= s[i] - tol - tol[i])).sum() - 1 >= k:
+                fate[i] = min(fate[i], 0)
+    return c, fate
+
+
+def _instances(results, b):
+    import numpy as np
+    r = results[b]
+    r = getattr(r, 'pred_instances', r)
+    return dict(boxes=r.bboxes.double().numpy(), scores=r.scores.double().numpy(),
+                labels=r.labels.numpy()), np.ones(len(r), dtype=bool)
+
+
+def detections_equal_outside_ties(head, ref_outs, got_outs, bounds, img_metas, ref_results,
+                                  got_results, min_decided=10):
+    """The detections of a dense ``head`` from two computations of its raw outputs agree
+    wherever they are not near-ties; returns (decided, detections) per image.
+
+    ``ref_outs``/``got_outs``: ``cls_scores + bbox_preds`` (per level (B, C, H, W), as
+    ``predict_by_feat`` takes them), already shown to differ by at most ``bounds`` (one
+    float per tensor, same order); ``ref_results``/``got_results``: the detections (per
+    image, ``InstanceData`` or a data sample) post-processed from each.
+
+    The rule. A score p moves by at most s_tol(p) (``sigmoid(logit(p) +- bound) - p``
+    through a sigmoid, ``p * (exp(2 bound) - 1)`` through a softmax), a box coordinate by
+    at most b_tol (the decoder evaluated at deltas +- bound), an IoU within the range those
+    give. Two scores are near-tied when they differ by at most the sum of their s_tol. A
+    candidate's fate (in the result or not) is a near-tie when its score is near-tied with
+    the score threshold or with the first score that ``nms_pre`` leaves out, its width or
+    height within 2 b_tol of ``min_bbox_size``, a box of its class that may suppress it
+    has a near-tied score, an IoU range across the NMS threshold or a near-tie fate
+    itself, or its rank may cross ``max_per_img``. Every detection of either side
+    whose fate is decided must be among the other side's detections with the same label,
+    score within s_tol and box within b_tol; each side's detections include all its
+    decided candidates and only candidates that are decided or near-ties (this checks the
+    mirror of the post-processing). At least ``min_decided`` detections per image must
+    be decided, else the comparison would assert little (random weights give dense,
+    near-uniform scores: most fates are near-ties)."""
+    import numpy as np
+    levels = len(ref_outs) // 2
+    bnd = list(zip(bounds[:levels], bounds[levels:]))
+    counts = []
+    for b, meta in enumerate(img_metas):
+        sides = []
+        for outs, results in ((ref_outs, ref_results), (got_outs, got_results)):
+            o = [t[b] for t in outs]
+            c, fate = _dense_head_decisions(head, o[:levels], o[levels:], bnd, meta)
+            r, _ = _instances(results, b)
+            sides.append((c, fate, r))
+            # the mirror agrees with the head's own post-processing
+            key = lambda bx, lb: tuple(np.round(bx, 4)) + (int(lb), )  # noqa: E731
+            out = {key(bx, lb) for bx, lb in zip(r['boxes'], r['labels'])}
+            cands = [key(bx, lb) for bx, lb in zip(c['boxes'], c['labels'])]
+            assert all(cands[i] in out for i in np.nonzero(fate == 1)[0]), \
+                f'image {b}: a candidate decided in is not in the detections'
+            assert out <= {cands[i] for i in np.nonzero(fate >= 0)[0]}, \
+                f'image {b}: a detection is not among the candidates decided in or tied'
+        for (c, fate, _), (_, _, r) in [(sides[0], sides[1]), (sides[1], sides[0])]:
+            for i in np.nonzero(fate == 1)[0]:
+                ok = ((r['labels'] == c['labels'][i]) &
+                      (np.abs(r['scores'] - c['scores'][i]) <= c['s_tol'][i]) &
+                      (np.abs(r['boxes'] - c['boxes'][i]).max(1) <= c['b_tol'][i]))
+                assert ok.any(), (
+                    f'image {b}: detection (label {c["labels"][i]}, score '
+                    f'{c["scores"][i]:.6f}, box {c["boxes"][i].round(3)}) is decided (no '
+                    f'near-tie) on one side but missing on the other')
+        fate = sides[0][1]
+        decided = int((fate == 1).sum())
+        assert decided >= min_decided, f'image {b}: only {decided} detections decided'
+        counts.append((decided, len(sides[0][2]['labels'])))
+    return counts
