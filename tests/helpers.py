@@ -159,8 +159,13 @@ def float32_bound(reference, n, linear=False, tail=TAIL):
 
 def assert_close_derived(got, reference, n, linear=False, what=''):
     """``|got - reference| <= float32_bound(reference, n)`` elementwise (same shape);
-    returns the bound. The message states the bound, its n and the largest difference."""
+    returns the bound. The message states the bound, its n and the largest difference.
+    Sequences of tensors are compared item by item, each with its own magnitude."""
     import torch
+    if isinstance(reference, (list, tuple)):
+        assert len(got) == len(reference), f'{what}: {len(got)} != {len(reference)} outputs'
+        return [assert_close_derived(g, r, n, linear, f'{what}[{i}]')
+                for i, (g, r) in enumerate(zip(got, reference))]
     got, reference = torch.as_tensor(got), torch.as_tensor(reference)
     assert got.shape == reference.shape, f'{what}: shape {got.shape} != {reference.shape}'
     bound = float32_bound(reference, n, linear)
