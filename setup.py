@@ -33,6 +33,7 @@ setup(
         mim=parse_requirements('mminstall.txt'),
         tests=parse_requirements('tests.txt'),
         build=parse_requirements('build.txt'),
+        deploy=parse_requirements('deploy.txt'),
     ),
     license='Apache License 2.0',
     zip_safe=False,
