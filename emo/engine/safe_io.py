@@ -1,4 +1,5 @@
-"""Checkpoints that are read safely and written whole.
+"""Checkpoint files read safely and written whole (what the state dict inside must look
+like is :mod:`emo.models.utils.state_dict`'s business).
 
 Reading: every local checkpoint mmengine reads (``load_from``, ``--resume``,
 ``tools/test.py CKPT``, ``init_cfg=dict(type='Pretrained')``) goes through
@@ -142,7 +143,7 @@ def load_from_local(filename, map_location=None):
             raise CheckpointError(
                 f'{filename}: refused to load: its pickle calls {name}, which is not on '
                 f'the allow-list of what checkpoints hold (tensors, numpy arrays, '
-                f'mmengine HistoryBuffer; emo.engine.checkpoint.SAFE_GLOBALS), so loading '
+                f'mmengine HistoryBuffer; emo.engine.safe_io.SAFE_GLOBALS), so loading '
                 f'it could run code from the file. If you trust the file and the type '
                 f'belongs in a checkpoint, add it with '
                 f'torch.serialization.add_safe_globals.') from None

@@ -1,4 +1,4 @@
-"""emo.engine.checkpoint: weights-only loading with an allow-list, clear errors for broken
+"""emo.engine.safe_io: weights-only loading with an allow-list, clear errors for broken
 files, atomic writes, checkpoints kept until their successor is complete, and a resume
 that skips an incomplete newest checkpoint."""
 import logging
@@ -16,8 +16,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
 
 import emo  # noqa: F401  (registers the loader, the backend, the hooks)
-from emo.engine.checkpoint import (SAFE_GLOBALS, AtomicLocalBackend, CheckpointError,
-                                   load_from_local, resolve_resume)
+from emo.engine.safe_io import (SAFE_GLOBALS, AtomicLocalBackend, CheckpointError,
+                               load_from_local, resolve_resume)
 
 
 class ToyModel(BaseModel):

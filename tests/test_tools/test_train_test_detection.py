@@ -27,7 +27,7 @@ def trained(demo_data_root, tmp_path_factory):
 
 
 def test_train_writes_checkpoint(trained):
-    from emo.engine.checkpoint import load_from_local  # weights_only=True + allow-list
+    from emo.engine.safe_io import load_from_local  # weights_only=True + allow-list
     _, work, ckpt = trained
     assert osp.isfile(ckpt)
     assert sorted(osp.basename(p) for p in glob.glob(osp.join(work, '*.pth'))) == \

@@ -20,8 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from emo.engine.checkpoint import load_from_local  # noqa: E402  (weights_only + allow-list)
-from emo.models.utils.checkpoint import official_to_mmpretrain, unwrap_state_dict  # noqa
+from emo.engine.safe_io import load_from_local  # noqa: E402  (weights_only + allow-list)
+from emo.models.utils.state_dict import official_to_mmpretrain, unwrap_state_dict  # noqa
 
 
 def convert(src, dst, arch=None, num_classes=None):

@@ -1,26 +1,10 @@
-"""Checkpoints that are loaded whole or not at all (``load_from``, ``tools/test.py``,
-``--resume``)."""
-import logging
-
+"""The runner's checkpoints (``load_from``, ``tools/test.py CKPT``, ``--resume``) fit the
+model or fail naming what does not (:func:`emo.models.utils.state_dict.fit_checkpoint`)."""
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from emo.models.utils.checkpoint import OFFICIAL_HEAD, official_to_mmpretrain
-
-OFFICIAL_PREFIXES = ('stage0.', 'stage1.', 'stage2.', 'stage3.', 'stage4.', 'norm.')
-
-
-def is_official_layout(checkpoint):
-    """True for an official EMO file (``EMO_1M/net.pth``): a plain state_dict with the
-    classifier's keys (``stage0.*`` ... ``stage4.*``, ``norm.*``, ``head.*``)."""
-    if not isinstance(checkpoint, dict) or 'state_dict' in checkpoint or not checkpoint:
-        return False
-    keys = list(checkpoint)
-    return (all(isinstance(k, str) for k in keys)
-            and any(k.startswith('stage0.') for k in keys)
-            and all(k.startswith(OFFICIAL_PREFIXES) or k in OFFICIAL_HEAD for k in keys))
+from emo.models.utils.state_dict import fit_checkpoint
 
 
 @HOOKS.register_module()
@@ -45,31 +29,5 @@ class CheckpointFitHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint):
-        if is_official_layout(checkpoint):
-            converted = official_to_mmpretrain(checkpoint)
-            checkpoint.clear()
-            checkpoint['state_dict'] = converted
-            checkpoint['meta'] = dict()
-            print_log(f'{runner._load_from}: an official EMO checkpoint; converted its '
-                      f'{len(converted)} keys to mmpretrain names (backbone.*, head.fc.*)',
-                      logger='current', level=logging.INFO)
-        state = checkpoint.get('state_dict', checkpoint)
-        if not isinstance(state, dict):
-            return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        own = model.state_dict()
-        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-        common = [k for k in state if k in own]
-        name = runner._load_from
-        if not common:
-            raise ValueError(
-                f'{name}: no key of the checkpoint fits {type(model).__name__} (file: '
-                f'{", ".join(list(state)[:5])} ...; model: {", ".join(list(own)[:5])} ...)')
-        bad = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-               for k in common if hasattr(state[k], 'shape')
-               and tuple(state[k].shape) != tuple(own[k].shape)]
-        if bad:
-            raise ValueError(
-                f'{name}: {len(bad)} tensors do not fit the model (another variant or '
-                f'number of classes?): ' + '; '.join(bad[:10])
-                + (f' ... (+{len(bad) - 10} more)' if len(bad) > 10 else ''))
+        fit_checkpoint(model, checkpoint, runner._load_from)

@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.checkpoint import load_backbone_checkpoint
+from ..utils.state_dict import load_backbone_checkpoint
 from ..utils.irmb import BN, LN, build_norm, iRMB
 
 

@@ -1,5 +1,6 @@
-"""Official EMO checkpoints: complete loads into the classifier and the backbone, loud
-failures for files that do not fit."""
+"""emo.models.utils.state_dict: official EMO checkpoints load completely into the
+classifier and the backbone; files that do not fit fail loudly, through the backbone's
+init_cfg and through the runner's CheckpointFitHook alike."""
 import logging
 import os.path as osp
 import subprocess
@@ -12,7 +13,7 @@ from mmengine.registry import MODELS, init_default_scope
 from reference_emo import ReferenceEMO, randomize_
 
 from emo.models import EMO
-from emo.models.utils.checkpoint import load_backbone_checkpoint
+from emo.models.utils.state_dict import fit_checkpoint, load_backbone_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 HEAD_WIDTH = {'1m': 168, '2m': 200, '5m': 288, '6m': 320}
@@ -131,3 +132,24 @@ def test_files_that_fit_nothing_fail_loudly(tmp_path):
     torch.save(randomize_(ReferenceEMO('2m')).state_dict(), other)
     with pytest.raises(ValueError, match='shapes do not fit'):
         load_backbone_checkpoint(EMO('1m'), other)
+
+
+def test_runner_checkpoints_fit_or_fail_naming_the_keys():
+    """What CheckpointFitHook does to a loaded checkpoint (load_from, tools/test.py)."""
+    model = classifier('1m')
+    ref = randomize_(ReferenceEMO('1m'))
+    official = dict(ref.state_dict())
+    fit_checkpoint(model, official, 'net.pth')  # converted in place to mmpretrain keys
+    assert set(official) == {'state_dict', 'meta'}
+    model.load_state_dict(official['state_dict'], strict=True)
+    assert torch.equal(model.head.fc.weight, ref.head.weight)
+    # DataParallel keys fit as well (mmengine strips 'module.' when it loads them)
+    ddp = dict(state_dict={f'module.{k}': v for k, v in model.state_dict().items()})
+    fit_checkpoint(model, ddp, 'ddp.pth')
+    other = dict(state_dict=classifier('2m').state_dict())
+    with pytest.raises(ValueError, match=r'other.pth: 122 tensors do not fit the model.*'
+                       r'backbone.stage3.0.proj.conv.weight: file \(120, 288, 1, 1\) vs '
+                       r'model \(80, 288, 1, 1\)'):
+        fit_checkpoint(model, other, 'other.pth')
+    with pytest.raises(ValueError, match='nothing.pth: no tensor fits ImageClassifier'):
+        fit_checkpoint(model, dict(state_dict={'encoder.w': torch.zeros(1)}), 'nothing.pth')
