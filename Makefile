@@ -1,6 +1,8 @@
 # emo: install, test and demo targets.
 #   make install  create/reuse .venv and install the whole stack (CPU machine; see README for CUDA)
-#   make test     install, then run the test suite
+#   make test     install, then run the test suite (2 workers), then its numerical tests
+#                 again with a lesser CPU capability forced (AVX2)
+#   make test-quick  the suite without the tool tests, for the edit loop
 #   make demo     install, generate the demo data sets, train + test the demo models
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +21,7 @@ REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.t
 DEMO_WORK ?= work_dirs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install test demo demo-data clean-venv
+.PHONY: install test test-quick demo demo-data clean-venv
 
 install: $(STAMP)
 
@@ -49,8 +51,21 @@ $(STAMP): $(REQS)
 	$(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"; \
 	cat $(REQS) > $(STAMP)
 
+# The suite on 2 workers (one thread each, files kept whole so module fixtures run once),
+# the 15 slowest tests listed; then the numerical tests (marker `numerical`, see
+# tests/conftest.py) again with a lesser CPU forced: PyTorch's kernels at AVX2 (ATen and
+# oneDNN), as on CPUs without AVX-512. ONNX Runtime has no runtime ISA switch (MLAS picks
+# its kernels from CPUID), so its side runs as the machine is in both passes.
+LOWER_CPU ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+PYTEST_XDIST ?= -n 2 --dist loadfile
+
 test: install
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)
+	$(LOWER_CPU) $(PY) -m pytest tests -m numerical $(PYTEST_XDIST) --durations=5 $(PYTEST_ARGS)
+
+# The edit loop: everything but the tool tests (subprocess trainings and exports).
+test-quick: install
+	$(PY) -m pytest tests --ignore=tests/test_tools $(PYTEST_XDIST) --durations=10 $(PYTEST_ARGS)
 
 demo-data: install
 	$(PY) tools/misc/make_demo_data.py data/demo

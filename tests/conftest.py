@@ -1,21 +1,36 @@
 """Shared fixtures. pytest puts this folder on sys.path, so tests can import
-``reference_emo`` (the literal reference network) directly."""
+``reference_emo`` (the literal reference network) and ``helpers`` directly.
+
+Under pytest-xdist (``make test`` runs ``-n 2``) every worker computes with one thread,
+and what is expensive to make (the demo data, the tiny demo trainings) is made once per
+test run in a folder shared by the workers (``helpers.shared_dir``), not once per
+worker."""
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
+WORKER = os.environ.get('PYTEST_XDIST_WORKER')
+if WORKER:  # two workers on two cores: one thread each (set before torch is imported)
+    for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ[var] = '1'
+
+from helpers import shared_dir  # noqa: E402 (imports torch)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='session')
 def demo_data_root(tmp_path_factory):
-    """All demo data sets (imagenet/, coco/, ade/), generated once per session."""
-    out = tmp_path_factory.mktemp('demo_data')
-    subprocess.run([sys.executable, osp.join(REPO, 'tools/misc/make_demo_data.py'), str(out)],
-                   check=True, capture_output=True)
-    return str(out)
+    """All demo data sets (imagenet/, coco/, ade/), generated once per test run."""
+
+    def make(out):
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/misc/make_demo_data.py'), out],
+                       check=True, capture_output=True)
+
+    return shared_dir(tmp_path_factory, 'demo_data', make)
 
 
 @pytest.fixture(scope='module')
@@ -30,8 +45,48 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
+# The comparison helpers that make a test numerical (its result depends on the CPU's
+# kernels): a test that calls one, directly or through a function of its module, is
+# marked ``numerical`` (``make test`` runs those again with a lesser CPU capability
+# forced); ``@pytest.mark.numerical`` marks others.
+NUMERICAL_HELPERS = ('accumulation_length', 'float32_bound', 'assert_close_derived',
+                     'decisions_equal_outside_ties', 'detections_equal_outside_ties')
+
+
+def _calls_any(func, names):
+    import inspect
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+    return any(f'{name}(' in source for name in names)
+
+
 def pytest_configure(config):
     # Known upstream noise of this stack (torch 2.5 torch.load default, mmengine imports).
     for line in ('ignore:You are using `torch.load`:FutureWarning',
                  'ignore::DeprecationWarning'):
         config.addinivalue_line('filterwarnings', line)
+    if WORKER:
+        import torch
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    import helpers
+    numerical = {}  # module -> names whose call makes a test numerical
+    for item in items:
+        module = getattr(item, 'module', None)
+        if module is None:
+            continue
+        if module not in numerical:
+            names = [n for n in NUMERICAL_HELPERS
+                     if getattr(module, n, None) is getattr(helpers, n)]
+            if names:
+                names += [n for n, f in vars(module).items() if inspect.isfunction(f) and
+                          f.__module__ == module.__name__ and _calls_any(f, names)]
+            numerical[module] = names
+        if numerical[module] and _calls_any(item.function, numerical[module]):
+            item.add_marker(pytest.mark.numerical)

@@ -41,6 +41,22 @@ def run_tool(relpath, *args, cwd=REPO, check=True):
     return proc
 
 
+def shared_dir(tmp_path_factory, name, make):
+    """``<run's temp root>/name``, filled by ``make(path)`` by the first worker that asks
+    for it; the others wait on its lock and reuse it (without xdist: made once)."""
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent  # the folder of this run's workers
+    path = root / name
+    with FileLock(str(path) + '.lock'):
+        if not (path / '.done').exists():
+            path.mkdir(parents=True, exist_ok=True)
+            make(str(path))
+            (path / '.done').touch()
+    return str(path)
+
+
 def assert_nested_equal(a, b, where='', atol=None):
     """Nested dicts / lists of tensors, arrays and plain values are equal: tensors and
     arrays bitwise (same dtype) or, with ``atol``, within it; anything else exactly.

@@ -1,8 +1,9 @@
 """Fixtures of the tool tests: tiny real trainings of the three demo configs."""
 import os.path as osp
+from collections.abc import Mapping
 
 import pytest
-from helpers import REPO, run_tool
+from helpers import REPO, run_tool, shared_dir
 
 DEMO = osp.join(REPO, 'configs', 'demo')
 
@@ -37,15 +38,29 @@ DEMO_CONFIGS = dict(cls=osp.join(DEMO, 'emo-1m_demo_cls.py'),
                     seg=osp.join(DEMO, 'deeplabv3_emo-1m_demo_ade20k.py'))
 
 
+class _DemoRuns(Mapping):
+    """``{task: work_dir}``, each run trained on first access, once per test run."""
+
+    def __init__(self, data_root, tmp_path_factory):
+        self.data_root, self.factory = data_root, tmp_path_factory
+
+    def __getitem__(self, task):
+        def train(work):
+            run_tool('tools/train.py', DEMO_CONFIGS[task], '--work-dir', work,
+                     '--tensorboard', '--cfg-options', *demo_options(task, self.data_root))
+        return shared_dir(self.factory, f'run_{task}', train)
+
+    def __iter__(self):
+        return iter(DEMO_CONFIGS)
+
+    def __len__(self):
+        return len(DEMO_CONFIGS)
+
+
 @pytest.fixture(scope='session')
 def demo_runs(demo_data_root, tmp_path_factory):
     """``{task: work_dir}`` of tiny ``tools/train.py --tensorboard`` runs of the three
     demo configs (classification and detection: 2 epochs of 2 iterations, validated after
-    each; segmentation: 4 iterations, validated after 2 and 4)."""
-    runs = {}
-    for task, config in DEMO_CONFIGS.items():
-        work = str(tmp_path_factory.mktemp(f'run_{task}'))
-        run_tool('tools/train.py', config, '--work-dir', work, '--tensorboard',
-                 '--cfg-options', *demo_options(task, demo_data_root))
-        runs[task] = work
-    return runs
+    each; segmentation: 4 iterations, validated after 2 and 4). Each is trained when a
+    test first reads it, once per test run (shared by the xdist workers)."""
+    return _DemoRuns(demo_data_root, tmp_path_factory)
