@@ -1,0 +1,361 @@
+"""Post-training static INT8 quantization of EMO models, and fp32-vs-INT8 evaluation.
+
+Calibration images come from a data set the user names (a split of the config, a folder,
+a list file) and go through the config's own test pipeline and ``data_preprocessor``, as
+at inference. Each backend quantizes with its own tool:
+
+* ONNX Runtime: ``onnxruntime.quantization.quantize_static``, QDQ format, per-channel
+  weights (:func:`quantize_onnxruntime`);
+* OpenVINO: NNCF's ``nncf.quantize`` on the converted deploy form (:func:`quantize_openvino`);
+* ExecuTorch: torchao's PT2E flow with XNNPACK's quantizer, lowered to XNNPACK
+  (:func:`quantize_executorch`).
+
+:func:`compare_on_test_set` runs the fp32 and INT8 forms of a model on the config's test
+set with the config's ``test_evaluator`` and the same pre/post-processing.
+"""
+import collections
+import copy
+import os
+import os.path as osp
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+
+from .inference import build_model_from_cfg, inference_pipeline_cfg
+
+__all__ = [
+    'calibration_images', 'calibration_inputs', 'quantize_onnxruntime', 'ort_int8_ops',
+    'float_ops_onnx', 'compare_on_test_set', 'IMG_EXTENSIONS'
+]
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+
+
+def _split_dataset_cfg(cfg: Config, split: str):
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader or not loader.get('dataset'):
+        raise KeyError(f'{cfg.filename}: no {split}_dataloader.dataset to calibrate on')
+    return loader.dataset
+
+
+def _describe(ds_cfg) -> str:
+    while 'dataset' in ds_cfg:
+        ds_cfg = ds_cfg.dataset
+    parts = [f'{k}={ds_cfg[k]!r}' for k in ('type', 'data_root', 'ann_file', 'data_prefix')
+             if ds_cfg.get(k)]
+    return ', '.join(parts)
+
+
+def calibration_images(cfg: Config, data: str = 'val', num: int = 32) -> List[str]:
+    """``num`` image files to calibrate on, spread evenly over the named data set.
+
+    Args:
+        cfg: the model's config.
+        data: ``'train'``, ``'val'`` or ``'test'`` (that dataloader's data set of
+            ``cfg``), a folder (its images, recursively, sorted) or a text file (one
+            image path a line, relative to the file's folder unless absolute).
+        num: how many images (all when the set has fewer); evenly spaced indices, so a
+            set sorted by class contributes every class.
+
+    Raises ``ValueError`` naming the data set or file when it yields no image.
+    """
+    if num < 1:
+        raise ValueError(f'the calibration set needs at least one image, got num={num}')
+    if data in ('train', 'val', 'test'):
+        from mmengine.registry import init_default_scope
+        import importlib
+        init_default_scope(cfg.default_scope)
+        datasets = importlib.import_module(f'{cfg.default_scope}.registry').DATASETS
+        ds_cfg = _split_dataset_cfg(cfg, data)
+        where = f'the {data} set of {cfg.filename} ({_describe(ds_cfg)})'
+        try:
+            dataset = datasets.build(copy.deepcopy(ds_cfg))
+        except (FileNotFoundError, OSError, RuntimeError) as e:  # mmpretrain: RuntimeError
+            raise ValueError(f'the calibration set is empty or unreadable: {where}: '
+                             f'{e}') from e
+        n = len(dataset)
+        paths = [] if n == 0 else [
+            dataset.get_data_info(int(i))['img_path']
+            for i in np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))]
+    elif osp.isdir(data):
+        where = f'the folder {data}'
+        paths = sorted(
+            osp.join(root, f) for root, _, files in os.walk(data) for f in files
+            if f.lower().endswith(IMG_EXTENSIONS))
+        if paths:
+            paths = [paths[int(i)] for i in np.unique(
+                np.linspace(0, len(paths) - 1, min(num, len(paths))).round().astype(int))]
+    elif osp.isfile(data):
+        where = f'the list file {data}'
+        with open(data) as f:
+            lines = [line.strip() for line in f if line.strip() and not line.startswith('#')]
+        paths = [p if osp.isabs(p) else osp.join(osp.dirname(data), p) for p in lines][:num]
+        missing = [p for p in paths if not osp.isfile(p)]
+        if missing:
+            raise ValueError(f'{where}: {len(missing)} listed images do not exist, e.g. '
+                             f'{missing[0]}')
+    else:
+        raise ValueError(f'calibration data {data!r} does not exist: expected train, '
+                         'val, test, a folder of images or a list file')
+    if not paths:
+        raise ValueError(f'the calibration set is empty: {where} has no images'
+                         + (f' (extensions {", ".join(IMG_EXTENSIONS)})'
+                            if osp.isdir(data) else ''))
+    return paths
+
+
+@torch.no_grad()
+def calibration_inputs(cfg: Config, images: Sequence[str],
+                       model: Optional[torch.nn.Module] = None) -> List[torch.Tensor]:
+    """Each image through the config's test pipeline (``LoadAnnotations`` dropped) and
+    the model's ``data_preprocessor``: a list of normalised (1, 3, H, W) inputs, one per
+    image (sizes may differ between images where the pipeline keeps the aspect ratio)."""
+    model = build_model_from_cfg(cfg) if model is None else model
+    pipeline = Compose(inference_pipeline_cfg(cfg))
+    inputs = []
+    for path in images:
+        data = pseudo_collate([pipeline(dict(img_path=path))])
+        inputs.append(model.data_preprocessor(data, False)['inputs'].float())
+    return inputs
+
+
+# ---------------------------------------------------------------- ONNX Runtime
+def ort_int8_ops() -> set:
+    """ONNX op types that onnxruntime's QDQ quantizer handles and its CPU provider runs
+    in INT8 (as ``QLinear*`` / ``QGemm`` kernels or INT8 pass-through of data moves)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    return set(QDQRegistry) | set(QLinearOpsRegistry)
+
+
+# ops that move or select data: INT8 in, INT8 out without arithmetic
+_DATA_MOVES = {'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Slice', 'Split',
+               'Gather', 'Concat', 'Pad', 'MaxPool', 'Identity', 'Shape', 'Constant',
+               'Cast', 'Resize', 'DepthToSpace', 'SpaceToDepth', 'Expand', 'Tile'}
+
+
+def float_ops_onnx(path: str) -> Dict[str, int]:
+    """Op types that compute in float in a QDQ ONNX model, with their counts: every
+    node with a float output, other than Q/DQ and data moves, that has an input not produced by a
+    ``DequantizeLinear`` (constants and shape tensors aside) or an output not consumed
+    by a ``QuantizeLinear``."""
+    import onnx
+    model = onnx.shape_inference.infer_shapes(onnx.load(path, load_external_data=False))
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in list(graph.value_info) + list(graph.output)}
+    consts = {i.name for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    counts = collections.Counter()
+    for n in graph.node:
+        if n.op_type in ('QuantizeLinear', 'DequantizeLinear') or n.op_type in _DATA_MOVES:
+            continue
+        if n.op_type.startswith('QLinear') or n.op_type in ('QGemm', 'MatMulInteger',
+                                                             'ConvInteger'):
+            continue
+        if types.get(n.output[0], onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+            continue  # shape arithmetic
+        ins = [i for i in n.input if i and i not in consts and
+               producer.get(i) is not None and producer[i].op_type != 'Constant']
+        dq_in = all(producer[i].op_type == 'DequantizeLinear' for i in ins)
+        q_out = all(c.op_type == 'QuantizeLinear' for o in n.output for c in consumers[o])
+        if not (dq_in and q_out and ins):
+            counts[n.op_type] += 1
+    return dict(counts.most_common())
+
+
+class _Reader:
+    """onnxruntime ``CalibrationDataReader`` over a list of (1, 3, H, W) tensors."""
+
+    def __init__(self, name: str, inputs: Iterable[torch.Tensor]):
+        self.name, self.inputs = name, list(inputs)
+        self.it = iter(self.inputs)
+
+    def get_next(self):
+        x = next(self.it, None)
+        return None if x is None else {self.name: x.numpy().astype(np.float32)}
+
+    def rewind(self):
+        self.it = iter(self.inputs)
+
+
+ORT_TYPES = dict(uint8='QUInt8', int8='QInt8')
+ORT_METHODS = dict(minmax='MinMax', entropy='Entropy', percentile='Percentile')
+ORT_DEFAULT_OPS = ('Conv', 'MatMul', 'Gemm')
+
+
+def quantize_onnxruntime(model_fp32: str,
+                         out: str,
+                         inputs: Sequence[torch.Tensor],
+                         calibrate_method: str = 'minmax',
+                         activation_type: str = 'uint8',
+                         weight_type: str = 'int8',
+                         per_channel: bool = True,
+                         reduce_range: bool = False,
+                         op_types: Optional[Sequence[str]] = ORT_DEFAULT_OPS,
+                         exclude_nodes: Sequence[str] = (),
+                         fuse: bool = True,
+                         work_dir: Optional[str] = None) -> str:
+    """Static INT8 QDQ model of the fp32 ONNX file ``model_fp32``, calibrated on ``inputs``.
+
+    Steps: ``quant_pre_process`` (onnx shape inference and the basic graph rewrites
+    onnxruntime recommends; its symbolic shape inference is skipped: it fails on EMO's
+    shape arithmetic), then with ``fuse`` onnxruntime's extended CPU fusions (x *
+    sigmoid(x) -> ``QuickGelu``, ``Gelu``, ``LayerNormalization``, MatMul + scale), so an
+    activation kept in float costs one DequantizeLinear/QuantizeLinear pair and not one
+    per consumer, then ``quantize_static``.
+
+    Args:
+        model_fp32: the fp32 ``.onnx`` (e.g. from :func:`emo.deployment.export_onnx`).
+        out: the INT8 ``.onnx`` to write.
+        inputs: calibration inputs (1, 3, H, W) (:func:`calibration_inputs`).
+        calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999%).
+        activation_type / weight_type: 'uint8' or 'int8'. The default U8S8 is the fast
+            combination of onnxruntime's x86 kernels (measured here, AVX-512 VNNI: S8S8
+            ran 1.8x slower); on AVX2 machines without VNNI the U8S8 kernels can
+            saturate (``vpmaddubsw``): use ``reduce_range`` (7-bit weights) there if the
+            accuracy drops, as onnxruntime's docs advise.
+        per_channel: one weight scale per output channel.
+        op_types: op types to quantize (default Conv, MatMul, Gemm: the others are cheap
+            and their INT8 forms cost fidelity; see docs/quantization.md); None: every
+            op type onnxruntime can quantize. An op type that onnxruntime cannot run in
+            INT8 raises ``ValueError`` naming it.
+        exclude_nodes: node names to keep in float.
+        fuse: apply the extended fusions before quantizing (the result then needs
+            onnxruntime's CPU provider, which has those fused kernels).
+        work_dir: where the intermediate models go (default: next to ``out``).
+
+    Returns:
+        str: ``out``.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not osp.isfile(model_fp32):
+        raise FileNotFoundError(f'ONNX model not found: {model_fp32}')
+    if not len(inputs):
+        raise ValueError('no calibration inputs')
+    for name, value, choices in (('calibrate_method', calibrate_method, ORT_METHODS),
+                                 ('activation_type', activation_type, ORT_TYPES),
+                                 ('weight_type', weight_type, ORT_TYPES)):
+        if value not in choices:
+            raise ValueError(f'{name} must be one of {sorted(choices)}, got {value!r}')
+    model_ops = collections.Counter(n.op_type for n in onnx.load(
+        model_fp32, load_external_data=False).graph.node)
+    if op_types is not None:
+        unknown = sorted(set(op_types) - ort_int8_ops())
+        if unknown:
+            raise ValueError(
+                f'onnxruntime cannot quantize {", ".join(unknown)} (no INT8 kernel: it '
+                f'would run in float between DequantizeLinear and QuantizeLinear); it '
+                f'quantizes {", ".join(sorted(ort_int8_ops()))}')
+        if not set(op_types) & set(model_ops):
+            raise ValueError(f'{model_fp32} has none of the op types to quantize '
+                             f'({", ".join(op_types)}); its ops: {dict(model_ops)}')
+    work_dir = work_dir or osp.dirname(osp.abspath(out))
+    os.makedirs(work_dir, exist_ok=True)
+    stem = osp.splitext(osp.basename(out))[0]
+    pre = osp.join(work_dir, f'{stem}.pre.onnx')
+    quant_pre_process(model_fp32, pre, skip_symbolic_shape=True)
+    if fuse:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        opts.optimized_model_filepath = pre
+        # Conv + activation and MatMul + transpose/scale fusions would hide Conv and
+        # MatMul from the quantizer (FusedConv, FusedMatMul): left out
+        ort.InferenceSession(pre, opts, providers=['CPUExecutionProvider'],
+                             disabled_optimizers=['ConvActivationFusion',
+                                                  'MatMulScaleFusion',
+                                                  'MatmulTransposeFusion'])
+    input_name = onnx.load(pre, load_external_data=False).graph.input[0].name
+    quantize_static(
+        pre, out, _Reader(input_name, inputs), quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=None if op_types is None else list(op_types),
+        per_channel=per_channel, reduce_range=reduce_range,
+        activation_type=getattr(QuantType, ORT_TYPES[activation_type]),
+        weight_type=getattr(QuantType, ORT_TYPES[weight_type]),
+        nodes_to_exclude=list(exclude_nodes) or None,
+        calibrate_method=getattr(CalibrationMethod, ORT_METHODS[calibrate_method]),
+        extra_options=dict(CalibMovingAverage=False))
+    os.remove(pre)
+    # metadata of the fp32 export (task, classes, ...) is kept for the inferencer
+    src = onnx.load(model_fp32, load_external_data=False)
+    if src.metadata_props:
+        q = onnx.load(out)
+        have = {p.key for p in q.metadata_props}
+        for p in src.metadata_props:
+            if p.key not in have:
+                q.metadata_props.add(key=p.key, value=p.value)
+        q.metadata_props.add(key='quantization', value='int8 static QDQ (onnxruntime)')
+        onnx.save(q, out)
+    return out
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def compare_on_test_set(cfg: Config, inferencers: Dict[str, object],
+                        num: Optional[int] = None) -> Dict[str, dict]:
+    """Evaluate several runtime forms of one model on the config's test set.
+
+    Every image is loaded and pre-processed once (the test dataloader and the
+    ``data_preprocessor``); each inferencer (an object with ``model``, ``forward(inputs)
+    -> list of tensors`` and ``postprocess(outputs, data_samples)``, e.g.
+    :class:`emo.deployment.ONNXInferencer`) runs it and its predictions go to its own
+    copy of the config's ``test_evaluator``.
+
+    Args:
+        cfg: the config.
+        inferencers: ``{name: inferencer}``.
+        num: evaluate the first ``num`` batches only (testing; COCO's mAP counts the
+            images left out as missed).
+
+    Returns:
+        ``{name: metrics}``; for classification every entry but the first also has
+        ``'agreement/top1'``: the percentage of test images where its top-1 class is the
+        first inferencer's.
+    """
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    init_default_scope(cfg.default_scope)
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    if loader_cfg.get('num_workers', 0) == 0:
+        loader_cfg['persistent_workers'] = False
+    loader = Runner.build_dataloader(loader_cfg)
+    first = next(iter(inferencers.values()))
+    evaluators, labels = {}, collections.defaultdict(list)
+    for name in inferencers:
+        evaluators[name] = Evaluator(copy.deepcopy(cfg.test_evaluator))
+        evaluators[name].dataset_meta = loader.dataset.metainfo
+    seen = 0
+    for i, data in enumerate(loader):
+        if num is not None and i >= num:
+            break
+        data = first.model.data_preprocessor(data, False)
+        seen += len(data['data_samples'])
+        for name, inf in inferencers.items():
+            samples = inf.postprocess(inf.forward(data['inputs']),
+                                      copy.deepcopy(data['data_samples']))
+            evaluators[name].process(samples, data)
+            if hasattr(samples[0], 'pred_label'):
+                labels[name].extend(int(s.pred_label[0]) for s in samples)
+    if not seen:
+        raise ValueError(f'the test set of {cfg.filename} is empty')
+    results = {name: ev.evaluate(seen) for name, ev in evaluators.items()}
+    names = list(inferencers)
+    if labels:
+        ref = np.array(labels[names[0]])
+        for name in names[1:]:
+            results[name]['agreement/top1'] = float(
+                100.0 * (np.array(labels[name]) == ref).mean())
+    return results

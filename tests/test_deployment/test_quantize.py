@@ -1,0 +1,204 @@
+"""INT8 post-training quantization (emo.deployment.quantize, tools/deployment/quantize.py).
+
+The model is the demo classifier (EMO-1M, 64x64 images, 4 classes) with a random backbone
+(``reference_emo.randomize_``, BN statistics of the calibration images) and a head fitted by least squares on the backbone features
+of the calibration images (a linear probe), so that its top-1 decisions on those images
+have real margins, as a trained model's have. Every backend quantizes it, calibrated on
+those images, and its logits are compared with fp32 on them.
+
+The bound: each quantized layer rounds its input activation and its weights to half a step
+of their calibrated INT8 scales, i.e. by at most 1/510 of each tensor's range. Carried
+through a network whose normalisations keep relative errors at about their size, the
+relative errors of the D quantized layers on the longest path from the input to the
+logits add up to at most D * (1/510 + 1/510) of the range, i.e. D steps of the logits'
+own scale (range / 255). A decision may change only where fp32's top-1 margin is below
+twice that (``decisions_equal_outside_ties``).
+"""
+import os.path as osp
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from helpers import decisions_equal_outside_ties, run_tool
+from mmengine.config import Config
+from reference_emo import randomize_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import emo  # noqa: F401
+from emo.deployment import (ONNXInferencer, build_model_from_cfg, export_onnx,
+                            export_wrapper, reparameterize)
+from emo.deployment.quantize import (calibration_images, calibration_inputs,
+                                     compare_on_test_set, float_ops_onnx,
+                                     quantize_onnxruntime)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
+NUM = 24  # calibration images (6 per class of the demo set)
+pytestmark = pytest.mark.usefixtures('single_thread')
+
+
+def demo_cfg(root):
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict({
+        'val_dataloader.dataset.data_root': osp.join(root, 'imagenet'),
+        'train_dataloader.dataset.data_root': osp.join(root, 'imagenet')})
+    cfg.test_dataloader = cfg.val_dataloader
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def probe(demo_data_root, tmp_path_factory):
+    """(cfg, deploy-form model, calibration inputs (N, 3, 64, 64), labels, checkpoint)."""
+    cfg = demo_cfg(demo_data_root)
+    model = build_model_from_cfg(cfg)
+    randomize_(model, 0)
+    images = calibration_images(cfg, 'val', NUM)
+    inputs = torch.cat(calibration_inputs(cfg, images, model))
+    labels = torch.tensor([['circle', 'cross', 'square', 'triangle'].index(
+        osp.basename(osp.dirname(p))) for p in images])
+    # BN statistics of these images (as a trained model's fit its activations); with
+    # randomize_'s alone the features hardly depend on the image
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(inputs, mode='tensor')
+    model.eval()
+    with torch.no_grad():
+        feats = model.neck(model.backbone(inputs))[-1]  # (N, C)
+        # ridge-regression head: logits ~ 4 * one-hot(label) - 1 on these images; the
+        # ridge term keeps it from amplifying feature directions that barely vary
+        a = torch.cat([feats, torch.ones(len(feats), 1)], 1).double()
+        target = 4.0 * torch.nn.functional.one_hot(labels, 4).double() - 1
+        gram = a.T @ a
+        gram += 0.01 * gram.trace() / len(gram) * torch.eye(len(gram), dtype=gram.dtype)
+        sol = torch.linalg.solve(gram, a.T @ target).float()
+        model.head.fc.weight.copy_(sol[:-1].T)
+        model.head.fc.bias.copy_(sol[-1])
+    ckpt = str(tmp_path_factory.mktemp('probe') / 'probe.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    reparameterize(model)
+    return cfg, model.eval(), inputs, labels, ckpt
+
+
+@pytest.fixture(scope='module')
+def ort_int8(probe, tmp_path_factory):
+    """(fp32 .onnx, INT8 .onnx) of the probe, calibrated on its inputs."""
+    cfg, model, inputs, _, _ = probe
+    out = tmp_path_factory.mktemp('ort')
+    wrapper = export_wrapper(model)
+    fp32 = export_onnx(wrapper, str(out / 'fp32.onnx'), inputs[:1],
+                       output_names=wrapper.output_names(),
+                       dynamic_axes=wrapper.dynamic_axes(),
+                       metadata=dict(task='classification'))
+    int8 = quantize_onnxruntime(fp32, str(out / 'int8.onnx'), list(inputs.split(1)))
+    return fp32, int8
+
+
+def quantized_depth(path):
+    """D: quantized Conv / MatMul / Gemm nodes (an input from a DequantizeLinear) on the
+    longest path to the first output, and that output's QuantizeLinear scale."""
+    graph = onnx.load(path).graph
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    depth = {}
+    for n in graph.node:  # ONNX nodes are topologically sorted
+        d = max((depth.get(i, 0) for i in n.input), default=0)
+        if n.op_type in ('Conv', 'MatMul', 'Gemm') and any(
+                i in producer and producer[i].op_type == 'DequantizeLinear' for i in n.input):
+            d += 1
+        for o in n.output:
+            depth[o] = d
+    out = graph.output[0].name
+    dq = producer[out]
+    assert dq.op_type == 'DequantizeLinear', 'the logits are not quantized'
+    return depth[out], float(inits[dq.input[1]])
+
+
+def test_onnxruntime_int8_keeps_decisions(probe, ort_int8):
+    cfg, model, inputs, labels, _ = probe
+    fp32, int8 = ort_int8
+    with torch.no_grad():
+        ref = model(inputs, mode='tensor')
+    assert (ref.argmax(1) == labels).float().mean() > 0.9  # the probe fits its images
+    sess = ONNXInferencer(int8, cfg).session
+    got = torch.from_numpy(sess.run(None, {'input': inputs.numpy()})[0])
+    d, step = quantized_depth(int8)
+    assert d >= 10  # the backbone's convs are quantized, not just the head
+    err = (got - ref).abs().max().item()
+    assert err <= d * step, f'INT8 logits off by {err:.3g} > {d} steps of {step:.3g}'
+    decisions_equal_outside_ties(got, ref, bound=d * step, dim=1)
+    # and the model is INT8: Conv / MatMul / Gemm run as QLinear kernels
+    float_ops = float_ops_onnx(int8)
+    assert not {'Conv', 'MatMul', 'Gemm'} & set(float_ops), float_ops
+
+
+def test_onnxruntime_reports_float_ops(ort_int8):
+    """EMO's LayerNorms stay in float by default, and the report says so."""
+    fp32, int8 = ort_int8
+    assert float_ops_onnx(int8).get('LayerNormalization', 0) > 0
+    assert float_ops_onnx(fp32).get('Conv', 0) > 10  # without Q/DQ every op is float
+
+
+def test_onnxruntime_refuses_unquantizable_op(probe, ort_int8, tmp_path):
+    fp32, _ = ort_int8
+    inputs = list(probe[2][:2].split(1))
+    with pytest.raises(ValueError, match='onnxruntime cannot quantize Erf'):
+        quantize_onnxruntime(fp32, str(tmp_path / 'x.onnx'), inputs,
+                             op_types=['Conv', 'Erf'])
+    with pytest.raises(ValueError, match='has none of the op types'):
+        quantize_onnxruntime(fp32, str(tmp_path / 'x.onnx'), inputs, op_types=['Resize'])
+
+
+def test_calibration_set_empty(demo_data_root, tmp_path):
+    cfg = demo_cfg(demo_data_root)
+    (tmp_path / 'notes.txt').write_text('no image here')
+    with pytest.raises(ValueError, match=f'folder {re.escape(str(tmp_path))} has no images'):
+        calibration_images(cfg, str(tmp_path))
+    listing = tmp_path / 'list.txt'
+    listing.write_text('# nothing listed\n')
+    with pytest.raises(ValueError, match=f'list file {re.escape(str(listing))} has no'):
+        calibration_images(cfg, str(listing))
+    (tmp_path / 'val').mkdir()
+    cfg.merge_from_dict({'val_dataloader.dataset.data_root': str(tmp_path)})
+    with pytest.raises(ValueError, match=f'val set of .*{re.escape(str(tmp_path))}'):
+        calibration_images(cfg, 'val')
+
+
+def test_calibration_images_spread_over_classes(demo_data_root):
+    images = calibration_images(demo_cfg(demo_data_root), 'val', 8)
+    assert len(images) == 8
+    assert {osp.basename(osp.dirname(p)) for p in images} == {
+        'circle', 'cross', 'square', 'triangle'}
+
+
+def test_compare_on_test_set(probe, ort_int8):
+    """fp32 ONNX vs itself: equal metrics, 100% agreement; the accuracy is that of the
+    PyTorch model on the same images."""
+    cfg, model, _, _, _ = probe
+    fp32, _ = ort_int8
+    inf = ONNXInferencer(fp32, cfg)
+    res = compare_on_test_set(cfg, dict(a=inf, b=inf), num=1)
+    assert res['a']['accuracy/top1'] == res['b']['accuracy/top1']
+    assert res['b']['agreement/top1'] == 100.0
+
+
+def test_tool_onnxruntime_eval(probe, tmp_path):
+    cfg, _, _, _, ckpt = probe
+    root = osp.dirname(cfg.val_dataloader.dataset.data_root)
+    proc = run_tool('tools/deployment/quantize.py', CONFIG, ckpt, '--backend',
+                    'onnxruntime', '--out-dir', str(tmp_path), '--calib-num', '8', '--eval',
+                    '--cfg-options', f'val_dataloader.dataset.data_root={root}/imagenet',
+                    f'test_dataloader.dataset.data_root={root}/imagenet')
+    assert osp.isfile(tmp_path / 'emo-1m_demo_cls_int8.onnx')
+    assert 'kept in float: ' in proc.stdout
+    row = re.search(r'accuracy/top1\s+([\d.]+)\s+([\d.]+)', proc.stdout)
+    agree = re.search(r'agreement/top1\s+-\s+([\d.]+)', proc.stdout)
+    assert row and agree, proc.stdout
+    assert 0 <= float(agree.group(1)) <= 100
+    bad = run_tool('tools/deployment/quantize.py', CONFIG, ckpt, '--out-dir',
+                   str(tmp_path), '--calib-data', str(tmp_path / 'nothing'), check=False)
+    assert bad.returncode != 0 and 'nothing' in bad.stderr and 'does not exist' in bad.stderr
