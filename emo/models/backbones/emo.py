@@ -1,6 +1,7 @@
 """EMO backbone (Zhang et al., "Rethinking Mobile Block for Efficient Attention-based
 Models", ICCV 2023), one implementation for mmpretrain, mmdet and mmseg."""
-from typing import Sequence, Union
+import math
+from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -82,6 +83,8 @@ class EMO(BaseModule):
                         acts=[dict(type='SiLU')] * 2 + [dict(type='GELU')] * 2,
                         dw_kernels=[3, 3, 5, 5], attn_stages=[False, False, True, True])
     num_stages = 4
+    #: stride of each output index 0..4 (stem, stages 1..4)
+    strides = (2, 4, 8, 16, 32)
 
     def __init__(self,
                  arch: Union[str, dict] = '5m',
@@ -169,6 +172,27 @@ class EMO(BaseModule):
         if getattr(self, 'channels_last', False):
             self.to(memory_format=torch.channels_last)
         self.deploy = True
+
+    def attention_stages(self) -> Tuple[int, ...]:
+        """The stages (1..4) whose blocks attend: (3, 4) for the released variants."""
+        return tuple(i + 1 for i, a in enumerate(self.arch['attn_stages']) if a)
+
+    @property
+    def size_divisor(self) -> int:
+        """The input multiple at which no map is padded: every stride-2 layer halves
+        exactly and every attention stage tiles into whole windows (224 for the released
+        variants: 16 * 7 and 32 * 7). Other sizes work too; they pay for padding."""
+        divisor = self.strides[-1]
+        for i in self.attention_stages():
+            if self.window_size[i - 1] > 0:
+                divisor = math.lcm(divisor, self.strides[i] * self.window_size[i - 1])
+        return divisor
+
+    def feature_shapes(self, shape) -> Tuple[Tuple[int, int], ...]:
+        """(h, w) of the outputs 0..4 for an input of size ``shape`` (H, W): every
+        stride-2 layer gives ceil(n / 2)."""
+        h, w = (int(s) for s in shape)
+        return tuple((-(-h // s), -(-w // s)) for s in self.strides)
 
     @classmethod
     def _parse_arch(cls, arch):

@@ -128,13 +128,14 @@ def pad_to_windows(x: torch.Tensor, window_size: int):
     """Zero-pad (B, C, H, W) right/bottom to multiples of the window size.
 
     Returns the padded map and its grid ``(ws_h, ws_w, n1, n2)``; ``window_size <= 0``
-    means one window covering the whole map (global attention).
+    means one window covering the whole map (global attention). The pad is always applied
+    (zero wide when the map is whole): no branch on the map size, so the shape arithmetic
+    traces and exports (``torch.export``, ONNX) with dynamic H and W.
     """
     H, W = x.shape[-2:]
     ws_h, ws_w = (H, W) if window_size <= 0 else (window_size, window_size)
     pad_b, pad_r = (-H) % ws_h, (-W) % ws_w
-    if pad_b or pad_r:
-        x = F.pad(x, (0, pad_r, 0, pad_b))
+    x = F.pad(x, (0, pad_r, 0, pad_b))
     return x, (ws_h, ws_w, (H + pad_b) // ws_h, (W + pad_r) // ws_w)
 
 
@@ -147,14 +148,15 @@ def window_partition(x: torch.Tensor, grid):
     return x.reshape(B * n1 * n2, ws_h * ws_w, C)
 
 
-def window_reverse(tokens: torch.Tensor, grid, H: int, W: int):
-    """Inverse of :func:`window_partition`, cropped: (B*n1*n2, ws*ws, C) -> (B, C, H, W)."""
+def window_reverse(tokens: torch.Tensor, grid):
+    """Inverse of :func:`window_partition`: (B*n1*n2, ws*ws, C) -> the padded map
+    (B, C, n1*ws, n2*ws); the caller crops it to the unpadded size."""
     ws_h, ws_w, n1, n2 = grid
     C = tokens.shape[-1]
-    x = tokens.view(-1, n1, n2, ws_h, ws_w, C).permute(0, 3, 1, 4, 2, 5)
+    x = tokens.view(tokens.shape[0] // (n1 * n2), n1, n2, ws_h, ws_w, C)
+    x = x.permute(0, 3, 1, 4, 2, 5)
     # one copy into (B, H, W, C) memory: an NCHW view in channels_last layout
-    x = x.reshape(-1, ws_h * n1, ws_w * n2, C).permute(0, 3, 1, 2)
-    return x[:, :, :H, :W]
+    return x.reshape(-1, ws_h * n1, ws_w * n2, C).permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -283,13 +285,14 @@ class iRMB(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
             scale=self.dim_head**-0.5)
-        out = window_reverse(out.transpose(1, 2).reshape(b, n, -1), grid, *x.shape[-2:])
+        out = window_reverse(out.transpose(1, 2).reshape(b, n, -1), grid)
         if not self.attn_pre:
             return out[:, :, :H, :W]
         if self.deploy:  # v is pointwise: crop first, no work on padded pixels
             return self.v(out[:, :, :H, :W])
-        # the training form runs v on the padded map, as the official code (and its
-        # published FLOP counts) does; the outputs are the same
+        # the training form runs v on the padded map, as the official code does, so that
+        # FLOP counts at sizes that are not window multiples match the released network's
+        # (mmengine counts the padded pixels); the outputs are the same
         return self.v(out)[:, :, :H, :W]
 
     @torch.no_grad()
