@@ -145,3 +145,19 @@ def test_builds_under_every_scope(scope):
         model = MODELS.build(dict(type='EMO', arch='1m', out_indices=(2, 4)))
     assert isinstance(model, EMO)
     assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [48, 168]
+
+
+def test_geometry():
+    """EMO answers for its own geometry: which stages attend, the input multiple at which
+    no map is padded (every window whole), and the output sizes (ceil halving)."""
+    model = EMO('1m', out_indices=(0, 1, 2, 3, 4)).eval()
+    assert model.attention_stages() == (3, 4)
+    assert model.size_divisor == 224  # lcm(16 * 7, 32 * 7)
+    assert EMO('1m', window_size=[7, 7, 4, 5]).size_divisor == 320  # lcm(16 * 4, 32 * 5)
+    assert EMO('1m', window_size=0).size_divisor == 32  # global attention: strides only
+    no_attn = EMO(dict(depths=[1, 1, 1, 1], widths=[16, 16, 16, 16], exp_ratios=[1] * 4,
+                       dim_heads=[None] * 4, attn_stages=[False] * 4))
+    assert no_attn.attention_stages() == () and no_attn.size_divisor == 32
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 97, 131))
+    assert [tuple(o.shape[-2:]) for o in outs] == list(model.feature_shapes((97, 131)))
