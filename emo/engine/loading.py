@@ -4,20 +4,21 @@ mmcv 2.1.0's ``LoadImageFromFile`` (used by mmpretrain, mmdet and mmseg pipeline
 ``failed to load image: PATH`` through an ``assert`` when cv2 cannot decode a file, and
 with ``imdecode_backend='pillow'`` (or a 0-byte file under cv2) it lets the decoder's
 error through, which names no file (``cannot identify image file <_io.BytesIO ...>``,
-``!buf.empty()``). At ``import emo`` its ``transform`` is wrapped so that every failure
+``!buf.empty()``). :func:`named_errors` wraps its ``transform`` so that every failure
 raises :class:`ImageLoadError` naming the file, its size and the decoder's message.
 ``ignore_empty=True`` keeps its meaning (the sample is skipped).
 
 16-bit PNGs: with ``imdecode_backend='pillow'`` mmcv converts Pillow's 16-bit modes
 (``I;16``, ``I``) with ``convert('RGB')``, which clips every value above 255: the image
-comes out white. Here they are scaled to 8 bits first (``>> 8``, what cv2 does), for
-the ``color`` and ``grayscale`` flags; ``unchanged`` (label maps) keeps the 16-bit values.
+comes out white. :func:`scale_16bit` wraps mmcv's ``_pillow2array`` so that they are
+scaled to 8 bits first (``>> 8``, what cv2 does), for the ``color`` and ``grayscale``
+flags; ``unchanged`` (label maps) keeps the 16-bit values.
+
+Both wrappers are installed by :mod:`emo.patches` at ``import emo``.
 """
 import os.path as osp
 
-import mmcv.image.io as mmcv_io
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
 from PIL import Image
 
 
@@ -33,7 +34,9 @@ def _describe(path):
     return 'it is empty (0 bytes)' if size == 0 else f'{size} bytes, not a decodable image'
 
 
-def _named_errors(transform):
+def named_errors(transform):
+    """``LoadImageFromFile.transform`` whose failures are :class:`ImageLoadError`."""
+
     def wrapped(self, results):
         try:
             out = transform(self, results)
@@ -51,11 +54,10 @@ def _named_errors(transform):
     return wrapped
 
 
-if not hasattr(LoadImageFromFile.transform, '__wrapped__'):
-    LoadImageFromFile.transform = _named_errors(LoadImageFromFile.transform)
+def scale_16bit(pillow2array):
+    """mmcv's ``_pillow2array`` that scales 16-bit images to 8 bits (unless
+    ``flag='unchanged'``) instead of clipping them."""
 
-
-def _scale_16bit(pillow2array):
     def wrapped(img, flag='color', channel_order='bgr'):
         if flag != 'unchanged' and img.mode in ('I;16', 'I;16L', 'I;16B', 'I'):
             value = np.asarray(img).astype(np.int64) >> 8
@@ -64,7 +66,3 @@ def _scale_16bit(pillow2array):
 
     wrapped.__wrapped__ = pillow2array
     return wrapped
-
-
-if not hasattr(mmcv_io._pillow2array, '__wrapped__'):
-    mmcv_io._pillow2array = _scale_16bit(mmcv_io._pillow2array)

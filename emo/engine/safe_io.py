@@ -3,7 +3,8 @@ like is :mod:`emo.models.utils.state_dict`'s business).
 
 Reading: every local checkpoint mmengine reads (``load_from``, ``--resume``,
 ``tools/test.py CKPT``, ``init_cfg=dict(type='Pretrained')``) goes through
-:func:`load_from_local`, registered at ``import emo`` as mmengine's loader for local paths.
+:func:`load_from_local`, which :mod:`emo.patches` registers at ``import emo`` as
+mmengine's loader for local paths.
 It calls ``torch.load(weights_only=True)`` whatever torch's default (torch < 2.6 defaults to
 ``False``), with an allow-list (:data:`SAFE_GLOBALS`) of exactly what mmengine, mmpretrain,
 mmdet and mmseg checkpoints hold besides tensors and builtins: numpy arrays, dtypes and
@@ -12,9 +13,9 @@ statistics methods it pickles by reference. A file whose pickle names anything e
 ``os.system`` in a ``__reduce__``) is refused before anything runs, with an error naming
 the file and the global; empty, truncated and corrupt files are errors that say so.
 
-Writing: mmengine's local file backend is replaced by :class:`AtomicLocalBackend`, which
-writes to a temporary file in the same folder and renames it into place, so a run killed
-while saving leaves either the old file or the new one, never half a file.
+Writing: :mod:`emo.patches` makes :class:`AtomicLocalBackend` mmengine's local file
+backend; it writes to a temporary file in the same folder and renames it into place, so
+a run killed while saving leaves either the old file or the new one, never half a file.
 :class:`SafeCheckpointHook` (used instead of ``CheckpointHook``) removes old checkpoints
 only once the new one is complete, and :func:`resolve_resume` makes ``--resume`` skip an
 incomplete newest checkpoint with a warning and take the newest complete one.
@@ -31,11 +32,10 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.registry import HOOKS
-from mmengine.runner.checkpoint import CheckpointLoader
 
 
 class CheckpointError(RuntimeError):
@@ -74,9 +74,9 @@ def _numpy_globals():
 
 #: Everything besides tensors and builtins that the checkpoints of this stack hold
 #: (found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on checkpoints of
-#: the three demo configs: mmpretrain with EMA, mmdet, mmseg).
+#: the three demo configs: mmpretrain with EMA, mmdet, mmseg). :func:`load_from_local`
+#: allows them for its own call; :mod:`emo.patches` adds them to torch's global list.
 SAFE_GLOBALS = [HistoryBuffer, _history_buffer_method] + _numpy_globals()
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
 def _unsafe_global(message, filename):
@@ -135,8 +135,11 @@ def load_from_local(filename, map_location=None):
     problem = checkpoint_problem(filename)
     if problem:
         raise CheckpointError(f'{filename}: cannot load the checkpoint: {problem}')
+    # allowed for this call only (torch's context removes what it added on exit)
+    missing = [g for g in SAFE_GLOBALS if g not in torch.serialization.get_safe_globals()]
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(missing):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         name = _unsafe_global(str(e), filename)
         if name:
@@ -152,9 +155,6 @@ def load_from_local(filename, map_location=None):
     except Exception as e:  # noqa: BLE001  (EOFError, RuntimeError, KeyError ...)
         raise CheckpointError(f'{filename}: not a readable checkpoint (truncated or '
                               f'corrupt: {type(e).__name__}: {e})') from None
-
-
-CheckpointLoader.register_scheme('', load_from_local, force=True)
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -177,9 +177,6 @@ class AtomicLocalBackend(LocalBackend):
             if osp.exists(tmp):
                 os.remove(tmp)
             raise
-
-
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 @HOOKS.register_module()

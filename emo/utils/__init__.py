@@ -1,5 +1,4 @@
 from .allocator import keep_freed_memory
-from .flops import model_complexity, register_flop_handles, sdpa_flop_jit
+from .flops import SDPA_OP, model_complexity, sdpa_flop_jit
 
-__all__ = ['keep_freed_memory', 'model_complexity', 'register_flop_handles',
-           'sdpa_flop_jit']
+__all__ = ['keep_freed_memory', 'model_complexity', 'sdpa_flop_jit', 'SDPA_OP']

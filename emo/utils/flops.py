@@ -3,8 +3,8 @@
 FLOPs are multiply-adds, the attention matmuls included: mmengine has no handle for
 ``aten::scaled_dot_product_attention``, so a model that uses SDPA would lose them; EMO's
 published FLOPs count them. :func:`sdpa_flop_jit` counts exactly what ``q @ k^T`` and
-``attn @ v`` would, and :func:`model_complexity` always uses it. (``emo.patches`` also adds
-it to mmengine's default handles, so mmdet's / mmseg's own FLOP tools agree.)
+``attn @ v`` would, and :func:`model_complexity` always uses it. (:mod:`emo.patches` also
+adds it to mmengine's default handles, so mmdet's / mmseg's own FLOP tools agree.)
 """
 from math import prod
 from typing import Sequence
@@ -45,11 +45,3 @@ def model_complexity(model: nn.Module, shape: Sequence[int]) -> dict:
         flops = FlopAnalyzer(model, (x, )).set_op_handle(SDPA_OP, sdpa_flop_jit).total()
     params = sum(p.numel() for p in model.parameters())
     return dict(params=params, flops=flops, shape=(h, w))
-
-
-def register_flop_handles():
-    from mmengine.analysis import complexity_analysis
-    complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(SDPA_OP, sdpa_flop_jit)
-
-
-register_flop_handles()
