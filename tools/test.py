@@ -16,7 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from emo.utils import keep_freed_memory  # noqa: E402
 
-from emo.utils.launch import (add_common_args, add_result_dump,  # noqa: E402
+from emo.apis.launch import (add_common_args, add_result_dump,  # noqa: E402
                               build_runner, check_data, enable_visualization,
                               fix_dataloaders, load_config, parse_args, save_metrics)
 

@@ -12,7 +12,7 @@ Examples:
 
 Every run also saves the random generators' states in its checkpoints, so that --resume
 continues exactly where the run stopped (RNGStateHook), and stops at the first iteration
-whose loss is NaN or infinite (StopOnInvalidLossHook); see the README's Reliability.
+whose loss is NaN or infinite (StopOnInvalidLossHook); see docs/reliability.md.
 """
 import argparse
 import os.path as osp
@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from emo.utils import keep_freed_memory  # noqa: E402
 
-from emo.utils.launch import (add_common_args, add_training_hooks,  # noqa: E402
+from emo.apis.launch import (add_common_args, add_training_hooks,  # noqa: E402
                               build_runner, check_data, fix_dataloaders, load_config,
                               parse_args)
 
@@ -68,7 +68,7 @@ def check_amp_device(cfg):
             'error: --amp (AmpOptimWrapper) needs a GPU (CUDA, NPU or MLU); this machine '
             'has none. On a CPU train in fp32: EMO\'s fast CPU path is channels_last '
             '(model.backbone.channels_last=True, the classification default); bf16 '
-            'autocast measured slower than it (README, Speed and benchmarks).')
+            'autocast measured slower than it (docs/benchmarks.md).')
 
 
 def main(argv=None):

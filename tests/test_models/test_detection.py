@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import emo.models.backbones.emo as emo_backbone
 from emo.models import EMO
-from emo.utils.launch import load_config
+from emo.apis.launch import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SSD = osp.join(REPO, 'configs/detection/ssdlite_emo-{}_8xb24-600e_coco.py')

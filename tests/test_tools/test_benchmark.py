@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import load_tool, run_tool
 
-from emo.utils.launch import load_config
+from emo.apis.launch import load_config
 
 CLS = 'configs/classification/emo-1m_8xb256_in1k.py'
 DET = 'configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py'

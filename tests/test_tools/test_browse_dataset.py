@@ -61,7 +61,7 @@ def drawn_pixels(image, drawing, threshold=40):
 def test_annotations_are_drawn(demo_data_root, task, config):
     """Validation pipelines are deterministic: the drawing differs from the plain pipeline
     image where the boxes / masks are, and only there for boxes (a thin outline)."""
-    from emo.utils.launch import load_config
+    from emo.apis.launch import load_config
     phase = 'val'
     options = dict(kv.split('=', 1) for kv in data_options(task, demo_data_root, phase))
     cfg = load_config(osp.join(DEMO, config), options)
@@ -90,7 +90,7 @@ def test_annotations_are_drawn(demo_data_root, task, config):
 
 
 def test_classification_label_is_drawn(demo_data_root):
-    from emo.utils.launch import load_config
+    from emo.apis.launch import load_config
     root = osp.join(demo_data_root, 'imagenet')
     cfg = load_config(osp.join(DEMO, 'emo-1m_demo_cls.py'),
                       {'val_dataloader.dataset.data_root': root})

@@ -7,7 +7,7 @@ import pytest
 from helpers import REPO, load_tool, run_tool
 from mmengine.config import Config
 
-from emo.utils.launch import load_config
+from emo.apis.launch import load_config
 
 CONFIGS = ['configs/demo/emo-1m_demo_cls.py', 'configs/demo/ssdlite_emo-1m_demo_coco.py',
            'configs/demo/deeplabv3_emo-1m_demo_ade20k.py']

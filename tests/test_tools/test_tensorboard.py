@@ -38,7 +38,7 @@ def test_event_files_hold_the_logged_scalars(demo_runs, task):
 def test_flag_adds_the_backend_once():
     """--tensorboard appends TensorboardVisBackend to the visualizer's backends, keeping
     the local one (scalars.json), once."""
-    from emo.utils.launch import load_config
+    from emo.apis.launch import load_config
     train = load_tool('tools/train.py')
     assert train.get_args([CLS, '--tensorboard']).tensorboard
     assert not train.get_args([CLS]).tensorboard
@@ -51,6 +51,6 @@ def test_flag_adds_the_backend_once():
 
 def test_cfg_options_way():
     """The documented --cfg-options switch: TensorBoard instead of the local files."""
-    from emo.utils.launch import load_config
+    from emo.apis.launch import load_config
     cfg = load_config(CLS, {'visualizer.vis_backends.0.type': 'TensorboardVisBackend'})
     assert [b['type'] for b in cfg.visualizer.vis_backends] == ['TensorboardVisBackend']

@@ -61,7 +61,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from emo.deployment import default_shape  # noqa: E402
 from emo.utils import keep_freed_memory, model_complexity  # noqa: E402
-from emo.utils.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 BACKENDS = ('pytorch', 'onnxruntime')
 

@@ -17,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from emo.deployment import default_shape  # noqa: E402
 from emo.utils import model_complexity  # noqa: E402
-from emo.utils.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def count(cfg, shape=None):

@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 
-from emo.utils.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def get_args(argv=None):

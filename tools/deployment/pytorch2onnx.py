@@ -29,7 +29,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 
 from emo.deployment import default_shape  # noqa: E402
-from emo.utils.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def get_args(argv=None):

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.utils.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def parse_args(argv=None):

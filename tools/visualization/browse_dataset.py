@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 
-from emo.utils.launch import DictAction, check_data, load_config  # noqa: E402
+from emo.apis.launch import DictAction, check_data, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
