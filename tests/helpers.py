@@ -19,17 +19,6 @@ def load_tool(relpath):
     return module
 
 
-def build_model(cfg):
-    """``cfg.model`` built as the Runner builds it (top-level data_preprocessor merged,
-    under the config's default scope), without reading the backbone's pretrained file."""
-    init_default_scope(cfg.default_scope)
-    model = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:
-        model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model.backbone = dict(model.backbone, init_cfg=None)
-    return MODELS.build(model)
-
-
 def run_tool(relpath, *args, cwd=REPO, check=True):
     """Run a script of ``tools/`` in a subprocess (one torch thread: on a busy 2-core
     machine two are many times slower); with ``check`` a failure shows its output."""

@@ -15,8 +15,6 @@ same post-processing the PyTorch model applies:
 The post-processing modules are built from the config (no checkpoint: they hold no
 learned weights).
 """
-import copy
-import importlib
 import json
 from typing import List, Optional, Sequence
 
@@ -24,69 +22,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import MODELS, init_default_scope
 
-from .onnx import ort_session, read_metadata, task_of
+from ..apis.builder import build_model_from_cfg, dataset_meta, inference_pipeline_cfg, task_of
+from .onnx import ort_session, read_metadata
 
-__all__ = [
-    'ONNXInferencer', 'build_model_from_cfg', 'dataset_meta', 'inference_pipeline_cfg'
-]
-
-
-def build_model_from_cfg(cfg: Config) -> torch.nn.Module:
-    """``cfg.model`` in eval mode as the Runner builds it (the top-level
-    ``data_preprocessor`` merged, under the config's default scope), without reading the
-    backbone's pretrained file."""
-    init_default_scope(cfg.default_scope)
-    model = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor') is not None:
-        model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    if model.get('backbone', {}).get('init_cfg'):
-        model.backbone = dict(model.backbone, init_cfg=None)
-    model.pop('init_cfg', None)
-    return MODELS.build(model).eval()
-
-
-def _test_dataset_cfg(cfg):
-    ds = cfg.test_dataloader.dataset
-    while 'dataset' in ds:  # RepeatDataset & co.
-        ds = ds.dataset
-    return ds
-
-
-def inference_pipeline_cfg(cfg: Config) -> List[dict]:
-    """The test pipeline of ``cfg`` without ``LoadAnnotations`` (as the inferencers do)."""
-    pipeline = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
-    if not pipeline:
-        raise KeyError(f'{cfg.filename}: no test_pipeline / test_dataloader pipeline')
-    return [copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadAnnotations']
-
-
-def default_shape(cfg: Config):
-    """(H, W) the config evaluates at: the classifier's centre crop, the detector's
-    resize scale (W, H in the config), the segmentor's crop size; else 224x224."""
-    scope = cfg.default_scope
-    if scope == 'mmseg' and cfg.get('crop_size'):
-        return tuple(cfg.crop_size)
-    for t in inference_pipeline_cfg(cfg):
-        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
-            size = t['crop_size']
-            return (size, size) if isinstance(size, int) else tuple(size[::-1])
-        if scope == 'mmdet' and t['type'] == 'Resize':
-            w, h = t['scale']
-            return (h, w)
-    return (224, 224)
-
-
-def dataset_meta(cfg: Config) -> dict:
-    """``dataset_meta`` of the test set: its ``metainfo`` over the dataset class's
-    ``METAINFO`` (e.g. COCO's 80 classes); ``{}`` when neither names classes."""
-    ds = _test_dataset_cfg(cfg)
-    # the library's own registry imports its datasets module (the root one does not)
-    datasets = importlib.import_module(f'{cfg.default_scope}.registry').DATASETS
-    meta = copy.deepcopy(getattr(datasets.get(ds.type), 'METAINFO', None) or {})
-    meta.update(ds.get('metainfo') or {})
-    return meta
+__all__ = ['ONNXInferencer']
 
 
 class ONNXInferencer:

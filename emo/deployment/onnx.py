@@ -15,13 +15,10 @@ pipeline and data_preprocessor), softmax (classification), the resize to the ori
 image and argmax (segmentation), box decoding and NMS (detection). See
 :mod:`emo.deployment.inference` for that side.
 
-The exporter is PyTorch's TorchScript-based one (``torch.onnx.export(..., dynamo=False)``):
-torch 2.14's default ``torch.export`` exporter cannot keep H and W dynamic through EMO's
-window padding (its Python branches on the map size become guards that the dynamic
-dims violate), and writes opset 18 only. Tracing records the shape arithmetic as graph
-ops, so H and W stay dynamic, but a Python ``if`` on a size is fixed at the traced size:
-trace at a size where every attention stage needs window padding
-(:func:`dynamic_trace_shape`), which :func:`export_onnx` callers are expected to do.
+The exporter is PyTorch's TorchScript-based one (``torch.onnx.export(..., dynamo=False)``).
+Tracing records the shape arithmetic as graph ops, so H and W stay dynamic; EMO pads its
+maps to whole attention windows without a branch on the size, so a graph traced at any
+size runs at every other.
 """
 import os
 import os.path as osp
@@ -32,10 +29,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..apis.builder import task_of
+
 __all__ = [
     'export_onnx', 'ort_session', 'ClassifierExport', 'SegmentorExport', 'DetectorExport',
-    'export_wrapper', 'task_of', 'reparameterize', 'dynamic_trace_shape', 'read_metadata',
-    'AdaptiveAvgPool2dExport', 'dynamic_adaptive_pools', 'reference_outputs'
+    'export_wrapper', 'read_metadata', 'AdaptiveAvgPool2dExport', 'dynamic_adaptive_pools',
+    'reference_outputs'
 ]
 
 
@@ -272,62 +271,9 @@ def reference_outputs(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
     return list(out[0]) + list(out[1])
 
 
-def task_of(model: nn.Module) -> str:
-    """'classification', 'segmentation' or 'detection' for a built OpenMMLab model."""
-    if hasattr(model, 'decode_head'):
-        if type(model).__name__ != 'EncoderDecoder':
-            raise TypeError(f'only mmseg EncoderDecoder segmentors export, got '
-                            f'{type(model).__name__}')
-        return 'segmentation'
-    if hasattr(model, 'bbox_head'):
-        if hasattr(model, 'rpn_head') or hasattr(model, 'roi_head'):
-            raise TypeError(f'only single-stage detectors export, got '
-                            f'{type(model).__name__}')
-        return 'detection'
-    if hasattr(model, 'head') and hasattr(model, 'backbone'):
-        return 'classification'
-    raise TypeError(f'cannot tell the task of {type(model).__name__}: expected an '
-                    'mmpretrain ImageClassifier, an mmseg EncoderDecoder or an mmdet '
-                    'single-stage detector')
-
-
 def export_wrapper(model: nn.Module) -> nn.Module:
     """The task wrapper (:class:`ClassifierExport`, :class:`SegmentorExport` or
     :class:`DetectorExport`) of a built model, in eval mode."""
     cls = dict(classification=ClassifierExport, segmentation=SegmentorExport,
                detection=DetectorExport)[task_of(model)]
     return cls(model).eval()
-
-
-def reparameterize(model: nn.Module) -> bool:
-    """Call ``model.backbone.switch_to_deploy()`` (BatchNorms folded, in place) when
-    the backbone has it; returns whether it did."""
-    backbone = getattr(model, 'backbone', model)
-    if hasattr(backbone, 'switch_to_deploy'):
-        backbone.switch_to_deploy()
-        return True
-    return False
-
-
-def dynamic_trace_shape(shape, backbone: Optional[nn.Module] = None, multiple: int = 32):
-    """A size (H', W') >= ``shape`` to trace a dynamic-H/W export of ``backbone`` at.
-
-    Tracing fixes a Python ``if`` on a map size at the traced size. EMO pads a map to
-    whole attention windows only ``if`` it needs to, so a graph traced where an attention
-    stage needed no padding fails on sizes where it does. This returns the smallest
-    multiples of ``multiple`` (>= ``shape``) whose maps at every attention stage of
-    ``backbone`` (its ``window_size`` and ``arch['attn_stages']``; stage i has stride
-    2**(i+1)) are not whole multiples of the window. Other backbones: ``shape``."""
-    shape = tuple(int(s) for s in shape)
-    if backbone is None or not hasattr(backbone, 'window_size'):
-        return shape
-    attn = backbone.arch.get('attn_stages', [False, False, True, True])
-    checks = [(2**(i + 2), ws) for i, (ws, a) in enumerate(zip(backbone.window_size, attn))
-              if a and ws > 0]
-
-    def fix(n):
-        n = max(multiple, -(-n // multiple) * multiple)
-        while any((-(-n // stride)) % ws == 0 for stride, ws in checks):
-            n += multiple
-        return n
-    return fix(shape[0]), fix(shape[1])

@@ -3,8 +3,10 @@ import glob
 import os.path as osp
 
 import pytest
-from helpers import REPO, build_model
+from helpers import REPO
 from mmengine.config import Config
+
+from emo.apis import build_model_from_cfg
 
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)
@@ -22,6 +24,6 @@ def test_config_loads_and_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope in ('mmpretrain', 'mmdet', 'mmseg')
     assert cfg.custom_imports == dict(imports=['emo'], allow_failed_imports=False)
-    model = build_model(cfg)
+    model = build_model_from_cfg(cfg, mode='train')
     assert type(model.backbone).__name__ == 'EMO'
     assert sum(p.numel() for p in model.parameters()) > 0

@@ -3,8 +3,10 @@ build under mmdet, and the published parameter / FLOP counts."""
 import os.path as osp
 
 import pytest
-from helpers import REPO, build_model, load_tool
+from helpers import REPO, load_tool
 from mmengine.config import Config
+
+from emo.apis import build_model_from_cfg
 
 ARCHS = ('1m', '2m', '5m', '6m')
 WIDTHS = {'1m': [32, 48, 80, 168], '2m': [32, 48, 120, 200],
@@ -117,7 +119,7 @@ def test_retinanet_recipe(arch):
                          ids=['ssdlite', 'retinanet'])
 @pytest.mark.parametrize('arch', ARCHS)
 def test_builds_with_published_params(family, pattern, arch):
-    model = build_model(load(pattern, arch))
+    model = build_model_from_cfg(load(pattern, arch), mode='train')
     assert type(model.backbone).__name__ == 'EMO'
     assert type(model.data_preprocessor).__name__ == 'DetDataPreprocessor'
     assert not hasattr(model.backbone, 'norm')  # final_norm=False
@@ -126,12 +128,12 @@ def test_builds_with_published_params(family, pattern, arch):
         assert truncated(params) == PUBLISHED[family][arch][0]
         assert round(params / 1e6, 2) == EXACT_PARAMS_M[family][arch]
     else:  # 6M: new, larger than 5M
-        assert params > n_params(build_model(load(pattern, '5m')))
+        assert params > n_params(build_model_from_cfg(load(pattern, '5m'), mode='train'))
 
 
 def test_ssd_head_can_predict():
     """EMOSSDHead is mmdet's SSDHead plus loss_cls = None (the 3.3.0 predict bug)."""
-    model = build_model(load(SSD, '1m'))
+    model = build_model_from_cfg(load(SSD, '1m'), mode='train')
     from mmdet.models.dense_heads import SSDHead
     assert type(model.bbox_head).__name__ == 'EMOSSDHead'
     assert isinstance(model.bbox_head, SSDHead) and model.bbox_head.loss_cls is None
@@ -155,7 +157,7 @@ def test_demo_config():
     assert cfg.model.neck == base.model.neck
     assert cfg.model.bbox_head == dict(base.model.bbox_head, num_classes=3)
     assert cfg.optim_wrapper.paramwise_cfg == base.optim_wrapper.paramwise_cfg
-    assert n_params(build_model(cfg)) < n_params(build_model(base))  # 3 classes instead of 80
+    assert n_params(build_model_from_cfg(cfg, mode='train')) < n_params(build_model_from_cfg(base, mode='train'))  # 3 classes instead of 80
 
 
 # mmengine-counter FLOPs within 1% of the official network's (RetinaNet at 800x1333:

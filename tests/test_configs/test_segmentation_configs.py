@@ -4,8 +4,10 @@ import math
 import os.path as osp
 
 import pytest
-from helpers import REPO, build_model, load_tool
+from helpers import REPO, load_tool
 from mmengine.config import Config
+
+from emo.apis import build_model_from_cfg
 
 SEG_DIR = osp.join(REPO, 'configs', 'segmentation')
 FAMILIES = ('deeplabv3', 'pspnet')
@@ -102,7 +104,7 @@ def test_recipe(family, arch):
 
 @pytest.mark.parametrize('family,arch', ALL)
 def test_builds(family, arch):
-    model = build_model(Config.fromfile(cfg_path(family, arch)))
+    model = build_model_from_cfg(Config.fromfile(cfg_path(family, arch)), mode='train')
     assert type(model).__name__ == 'EncoderDecoder'
     assert type(model.backbone).__name__ == 'EMO'
     assert model.backbone.out_indices == (1, 2, 3, 4) and not model.backbone.final_norm
@@ -132,7 +134,7 @@ def test_published_counts(get_flops, family, arch):
 
 def test_6m_is_bigger_than_5m():
     def params(family, arch):
-        model = build_model(Config.fromfile(cfg_path(family, arch)))
+        model = build_model_from_cfg(Config.fromfile(cfg_path(family, arch)), mode='train')
         return sum(p.numel() for p in model.parameters())
 
     for family in FAMILIES:

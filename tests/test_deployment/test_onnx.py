@@ -24,10 +24,9 @@ from reference_emo import randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import emo  # noqa: F401
-from emo.deployment import (AdaptiveAvgPool2dExport, build_model_from_cfg,
-                            dynamic_adaptive_pools, dynamic_trace_shape, export_onnx,
-                            export_wrapper, ort_session, read_metadata, reference_outputs,
-                            reparameterize, task_of)
+from emo.apis import build_model_from_cfg, reparameterize_model, task_of
+from emo.deployment import (AdaptiveAvgPool2dExport, dynamic_adaptive_pools, export_onnx,
+                            export_wrapper, ort_session, read_metadata, reference_outputs)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(
@@ -67,10 +66,8 @@ def build(name, seed=0):
 
 def export(model, path, shape, dynamic_hw):
     """Re-parameterize ``model`` in place and export it at batch 1; returns the path."""
-    reparameterize(model)
+    reparameterize_model(model)
     wrapper = export_wrapper(model)
-    if dynamic_hw:
-        shape = dynamic_trace_shape(shape, model.backbone)
     return export_onnx(wrapper, str(path), torch.randn(1, 3, *shape),
                        output_names=wrapper.output_names(),
                        dynamic_axes=wrapper.dynamic_axes(dynamic_hw=dynamic_hw),
@@ -227,16 +224,6 @@ def test_dynamic_adaptive_pools_replaces_only_non_global_pools():
     assert isinstance(m[0], nn.AdaptiveAvgPool2d)
     assert isinstance(m[1][0], AdaptiveAvgPool2dExport) and m[1][0].output_size == (3, 3)
     assert m[2].output_size == (2, 6)
-
-
-def test_dynamic_trace_shape_pads_every_attention_stage():
-    backbone = build('deeplabv3').backbone
-    for shape in [(224, 224), (512, 512), (800, 1333), (64, 96), (10, 10)]:
-        h, w = dynamic_trace_shape(shape, backbone)
-        assert h >= shape[0] and w >= shape[1] and h % 32 == 0 and w % 32 == 0
-        for stride in (16, 32):  # EMO-1M attends in windows of 7 at these strides
-            assert -(-h // stride) % 7 and -(-w // stride) % 7
-    assert dynamic_trace_shape((100, 50), None) == (100, 50)
 
 
 def test_task_of_and_wrappers():

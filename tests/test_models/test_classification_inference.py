@@ -8,10 +8,12 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from helpers import EPS32, accumulation_length, build_model, float32_bound
+from helpers import EPS32, accumulation_length, float32_bound
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmengine.registry import init_default_scope
+
+from emo.apis import build_model_from_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
@@ -24,7 +26,7 @@ def checkpoint(tmp_path_factory):
     """An mmpretrain checkpoint of the demo classifier (random weights, BN statistics
     moved away from their defaults so that a load that skips them would show)."""
     torch.manual_seed(0)
-    model = build_model(Config.fromfile(CONFIG))
+    model = build_model_from_cfg(Config.fromfile(CONFIG), mode='train')
     model.init_weights()
     with torch.no_grad():
         for name, buf in model.named_buffers():

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, build_model, run_tool
+from helpers import REPO, run_tool
 from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.registry import DATASETS, init_default_scope
@@ -23,6 +23,7 @@ from mmengine.runner import BaseLoop
 from reference_emo import ReferenceEMO, randomize_
 
 import emo  # noqa: F401
+from emo.apis import build_model_from_cfg
 from emo.engine import ImageLoadError
 from emo.engine.hooks import DataCheckHook
 
@@ -125,7 +126,7 @@ def test_grayscale_rgba_and_16bit_png_work(tmp_path):
     assert cv2.imread(str(folder / 'gray16.png'), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     for backend in ('cv2', 'pillow'):
         cfg, dataset = cls_dataset(str(tmp_path), backend)
-        model = build_model(cfg).eval()
+        model = build_model_from_cfg(cfg, mode='train').eval()
         items = [dataset[i] for i in range(len(dataset))]
         for item in items:
             assert item['inputs'].shape == (3, 64, 64)
@@ -146,7 +147,7 @@ def test_segmentation_labels_beyond_num_classes_are_named(demo_data_root, tmp_pa
     root = tmp_path / 'ade'
     shutil.copytree(osp.join(demo_data_root, 'ade', 'ADEChallengeData2016'), root)
     cfg, dataset, _ = seg_sample(str(root), 0)
-    model = build_model(cfg)
+    model = build_model_from_cfg(cfg, mode='train')
     runner = SimpleNamespace(model=model)
     hook = DataCheckHook()
     path = dataset.get_data_info(2)['seg_map_path']

@@ -14,7 +14,7 @@ from reference_emo import randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import emo  # noqa: F401
-from emo.deployment import build_model_from_cfg, dataset_meta, inference_pipeline_cfg
+from emo.apis import build_model_from_cfg, dataset_meta, inference_pipeline_cfg
 
 DEMO = dict(cls='configs/demo/emo-1m_demo_cls.py',
             det='configs/demo/ssdlite_emo-1m_demo_coco.py',

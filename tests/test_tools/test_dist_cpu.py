@@ -9,10 +9,11 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, assert_nested_equal, build_model
+from helpers import REPO, assert_nested_equal
 from mmengine.config import Config
 
 import emo  # noqa: F401  (the checkpoint allow-list for torch.load(weights_only=True))
+from emo.apis import build_model_from_cfg
 
 CLS = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
 DET = osp.join(REPO, 'configs/demo/ssdlite_emo-1m_demo_coco.py')
@@ -84,7 +85,7 @@ def test_ddp_step_on_two_processes_equals_one_process_step(demo_data_root, tmp_p
 def random_checkpoint(config, path):
     """A seeded random-initialised model of ``config`` saved as a checkpoint."""
     torch.manual_seed(0)
-    model = build_model(Config.fromfile(config))
+    model = build_model_from_cfg(Config.fromfile(config), mode='train')
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
     return path
 

@@ -3,9 +3,11 @@ a deploy checkpoint that the same config loads with ``model.backbone.deploy=True
 that gives the same outputs."""
 import pytest
 import torch
-from helpers import accumulation_length, assert_close_derived, build_model, run_tool
+from helpers import accumulation_length, assert_close_derived, run_tool
 from mmengine.config import Config
 from reference_emo import randomize_
+
+from emo.apis import build_model_from_cfg
 
 TOOL = 'tools/model_converters/reparameterize_model.py'
 
@@ -16,7 +18,7 @@ TOOL = 'tools/model_converters/reparameterize_model.py'
 ])
 def test_reparameterized_checkpoint_loads_with_the_deploy_switch(config, shape, tmp_path):
     cfg = Config.fromfile(config)
-    model = build_model(cfg)
+    model = build_model_from_cfg(cfg, mode='train')
     randomize_(model.backbone, seed=11)
     model.eval()
     src, dst = tmp_path / 'train.pth', tmp_path / 'deploy.pth'
@@ -25,7 +27,7 @@ def test_reparameterized_checkpoint_loads_with_the_deploy_switch(config, shape, 
     assert 'model.backbone.deploy=True' in proc.stdout
 
     cfg.model.backbone.deploy = True
-    deploy = build_model(cfg).eval()
+    deploy = build_model_from_cfg(cfg, mode='train').eval()
     ckpt = torch.load(dst, map_location='cpu', weights_only=True)
     assert ckpt['meta']['deploy'] and ckpt['meta']['epoch'] == 3
     assert not any('running_mean' in k for k in ckpt['state_dict'] if 'backbone' in k)
@@ -40,7 +42,7 @@ def test_reparameterized_checkpoint_loads_with_the_deploy_switch(config, shape, 
 
 def test_wrong_checkpoint_and_deploy_config_fail(tmp_path):
     cfg_path = 'configs/classification/emo-1m_8xb256_in1k.py'
-    other = build_model(Config.fromfile('configs/classification/emo-2m_8xb256_in1k.py'))
+    other = build_model_from_cfg(Config.fromfile('configs/classification/emo-2m_8xb256_in1k.py'), mode='train')
     src = tmp_path / 'emo2m.pth'
     torch.save(dict(state_dict=other.state_dict()), src)
     proc = run_tool(TOOL, cfg_path, str(src), str(tmp_path / 'out.pth'), check=False)

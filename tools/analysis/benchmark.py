@@ -59,7 +59,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from emo.deployment import default_shape  # noqa: E402
+from emo.apis import default_shape  # noqa: E402
 from emo.utils import keep_freed_memory, model_complexity  # noqa: E402
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
@@ -216,21 +216,21 @@ def emo_variant(backbone, cfg_backbone, num_classes):
     arch = cfg_backbone.get('arch', '5m')
     if not isinstance(arch, str):
         return None, 'custom arch dict (no released variant)'
-    ws = backbone.window_size
-    if ws[2] != ws[3]:
-        return None, f'window sizes {ws} differ in the attention stages'
-    return dict(variant=arch.lower(), window_size=ws[2], attn_pre=cfg_backbone.get(
+    windows = {backbone.window_size[i - 1] for i in backbone.attention_stages()}
+    if len(windows) != 1:
+        return None, f'window sizes {backbone.window_size} differ in the attention stages'
+    return dict(variant=arch.lower(), window_size=windows.pop(), attn_pre=cfg_backbone.get(
         'attn_pre', True), num_classes=num_classes), ''
 
 
 def build_config(path, args):
     """Entry of a config of this project; and the reference kwargs (or None)."""
-    from emo.deployment import build_model_from_cfg, reparameterize
+    from emo.apis import build_model_from_cfg, reparameterize_model
     cfg = load_config(path, args.cfg_options)
     scope = cfg.default_scope
     model = build_model_from_cfg(cfg)  # no weight files needed
     name = osp.splitext(osp.basename(path))[0]
-    if args.deploy and not reparameterize(model):
+    if args.deploy and not reparameterize_model(model):
         raise ValueError(f'--deploy: the {type(model.backbone).__name__} backbone of '
                          f'{path} has no switch_to_deploy()')
     if args.shape:

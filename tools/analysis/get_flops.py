@@ -15,22 +15,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.deployment import default_shape  # noqa: E402
+from emo.apis import default_shape  # noqa: E402
 from emo.utils import model_complexity  # noqa: E402
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def count(cfg, shape=None):
     """Returns dict(params, flops, shape) for the model of ``cfg``."""
-    from mmengine.registry import MODELS, init_default_scope
-
     import emo  # noqa: F401  (registers EMO)
-    init_default_scope(cfg.default_scope)
-    model_cfg = cfg.model.copy()
-    model_cfg.pop('init_cfg', None)
-    if model_cfg.get('backbone', {}).get('init_cfg'):
-        model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no file needed
-    model = MODELS.build(model_cfg).eval()
+    from emo.apis import build_model_from_cfg
+    model = build_model_from_cfg(cfg)  # eval mode, no weight files read
     return model_complexity(model, tuple(shape or default_shape(cfg)))
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from emo.deployment import default_shape  # noqa: E402
+from emo.apis import default_shape  # noqa: E402
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
@@ -67,16 +67,6 @@ def get_args(argv=None):
     return args
 
 
-def load_weights(model, checkpoint):
-    """Load ``checkpoint`` into ``model``; returns the checkpoint's ``dataset_meta``."""
-    from mmengine.runner import load_checkpoint
-    if not osp.isfile(checkpoint) and '://' not in checkpoint:
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    return meta.get('dataset_meta') or {}
-
-
 def verify(model_ref, path, shapes, batch):
     """Max abs difference of onnxruntime against the PyTorch model for each shape;
     raises when one exceeds 1e-4 of the output's scale (at least 1e-4)."""
@@ -100,8 +90,9 @@ def verify(model_ref, path, shapes, batch):
 def main(argv=None):
     args = get_args(argv)
     import emo  # noqa: F401
-    from emo.deployment import (build_model_from_cfg, dataset_meta, dynamic_trace_shape,
-                                export_onnx, export_wrapper, reparameterize, task_of)
+    from emo.apis import (build_model_from_cfg, dataset_meta, load_weights,
+                          reparameterize_model, task_of)
+    from emo.deployment import export_onnx, export_wrapper
     cfg = load_config(args.config, args.cfg_options)
     model = build_model_from_cfg(cfg)
     task = task_of(model)
@@ -113,19 +104,12 @@ def main(argv=None):
     model.eval()
     # --verify compares with the training form: copied before anything is changed
     reference = copy.deepcopy(model) if args.verify else None
-    reparam = False if args.no_reparam else reparameterize(model)
+    reparam = False if args.no_reparam else reparameterize_model(model) > 0
     print(f'backbone re-parameterized (switch_to_deploy): {reparam}')
 
     shape = tuple(args.shape * 2 if args.shape and len(args.shape) == 1 else
                   args.shape or default_shape(cfg))
     dynamic_hw = task != 'classification' if args.dynamic_hw is None else args.dynamic_hw
-    if dynamic_hw:
-        trace = dynamic_trace_shape(shape, getattr(model, 'backbone', None))
-        if trace != shape:
-            print(f'tracing at {trace[0]}x{trace[1]} instead of {shape[0]}x{shape[1]}: '
-                  'every attention stage must pad to whole windows for H, W to stay '
-                  'dynamic (see emo.deployment.dynamic_trace_shape)')
-        shape = trace
 
     wrapper = export_wrapper(model)
     metadata = dict(task=task, config=osp.basename(args.config),

@@ -29,17 +29,15 @@ def reparameterize(config, checkpoint, out, cfg_options=None):
     deploy form and save it to ``out``. Returns the deploy model (eval mode)."""
     from mmengine.runner import load_checkpoint, save_checkpoint
 
-    from emo.deployment import build_model_from_cfg
+    from emo.apis import build_model_from_cfg, reparameterize_model
     cfg = load_config(config, cfg_options)
     if cfg.model.backbone.get('deploy'):
         raise ValueError(f'{config}: model.backbone.deploy is already True; give the '
                          'config of the training form')
-    model = build_model_from_cfg(cfg)  # eval mode
-    if not hasattr(model.backbone, 'switch_to_deploy'):
-        raise TypeError(f'{config}: the backbone {type(model.backbone).__name__} has no '
-                        'switch_to_deploy()')
+    model = build_model_from_cfg(cfg)  # eval mode, no weight files read
     ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.backbone.switch_to_deploy()
+    if not reparameterize_model(model):
+        raise TypeError(f'{config}: no module of the model has switch_to_deploy()')
     meta = dict(ckpt.get('meta', {}), deploy=True, reparameterized_from=osp.abspath(checkpoint))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     save_checkpoint(dict(meta=meta, state_dict=model.state_dict()), out)

@@ -9,11 +9,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import accumulation_length, assert_close_derived, build_model, float32_bound
+from helpers import accumulation_length, assert_close_derived, float32_bound
 from mmengine.config import Config
 from reference_emo import ReferenceEMO, randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from emo.apis import build_model_from_cfg
 from emo.models import EMO
 from emo.models.utils.irmb import LayerNorm2d
 
@@ -169,7 +170,7 @@ def test_whole_models_equal_after_switch(config, shape):
     """As classifier and as the backbone of each downstream model (their own windows,
     out_indices and odd sizes that pad the windows), the tensor outputs of the whole
     model are unchanged by switch_to_deploy."""
-    model = build_model(Config.fromfile(config))
+    model = build_model_from_cfg(Config.fromfile(config), mode='train')
     randomize_(model.backbone, seed=7)
     model.eval()
     deploy = copy.deepcopy(model)

@@ -1,0 +1,168 @@
+"""Building models from configs: the one place every tool and test builds a model.
+
+* :func:`build_model_from_cfg`: ``cfg.model`` as mmengine's Runner builds it (the top-level
+  ``data_preprocessor`` merged, under the config's default scope), without reading any
+  ``Pretrained`` file, in eval or train mode, optionally with a checkpoint loaded and
+  re-parameterized for inference;
+* :func:`reparameterize_model`: one walk that switches every module with a
+  ``switch_to_deploy()`` (EMO's backbone, mmpretrain's RepVGG / MobileOne, ...) to its
+  inference form (timm's ``reparameterize_model``, mmpretrain's convention);
+* what a config says about its data: :func:`default_shape` (the size it evaluates at),
+  :func:`dataset_meta` (class names, palette), :func:`inference_pipeline_cfg` (its test
+  pipeline without annotations, as the inferencers use it).
+"""
+import copy
+import importlib
+import os.path as osp
+from typing import List, Optional, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+__all__ = ['build_model_from_cfg', 'load_weights', 'reparameterize_model', 'default_shape',
+           'dataset_meta', 'inference_pipeline_cfg', 'task_of']
+
+#: the task of each default scope
+TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
+
+
+def _without_pretrained(cfg: dict) -> dict:
+    """``cfg`` with ``Pretrained`` init_cfgs (weight files) dropped at the model and the
+    backbone level; other init_cfgs (a head's normal init) stay."""
+    cfg = copy.deepcopy(cfg)
+
+    def pretrained(init_cfg):
+        cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+        return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+
+    if pretrained(cfg.get('init_cfg')):
+        cfg.pop('init_cfg')
+    if isinstance(cfg.get('backbone'), dict) and pretrained(cfg.backbone.get('init_cfg')):
+        cfg.backbone = dict(cfg.backbone, init_cfg=None)
+    return cfg
+
+
+def build_model_from_cfg(cfg: Union[str, Config],
+                         mode: str = 'eval',
+                         checkpoint: Optional[str] = None,
+                         deploy: bool = False,
+                         strict: bool = False) -> nn.Module:
+    """The model of ``cfg`` (a Config or a config file).
+
+    Args:
+        cfg: the config; ``model`` and, when present, the top-level
+            ``data_preprocessor`` (merged as the Runner merges it) and ``default_scope``.
+        mode: ``'eval'`` or ``'train'``, the mode the model is returned in.
+        checkpoint: weights to load (mmengine's ``load_checkpoint``); the checkpoint's
+            ``meta.dataset_meta`` becomes ``model.dataset_meta``. ``Pretrained`` files
+            of the config are never read.
+        deploy: re-parameterize for inference (:func:`reparameterize_model`) after
+            loading.
+        strict: every checkpoint key must fit.
+    """
+    if mode not in ('eval', 'train'):
+        raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model_cfg = _without_pretrained(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
+    if checkpoint:
+        meta = load_weights(model, checkpoint, strict=strict)
+        if meta:
+            model.dataset_meta = meta
+    if deploy:
+        reparameterize_model(model)
+    return model.train(mode == 'train')
+
+
+def load_weights(model: nn.Module, checkpoint: str, strict: bool = False) -> dict:
+    """Load ``checkpoint`` into ``model`` (mmengine's ``load_checkpoint``, on the CPU);
+    returns its ``meta.dataset_meta`` (``{}`` when it has none)."""
+    from mmengine.runner import load_checkpoint
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    return dict(meta.get('dataset_meta') or {})
+
+
+def reparameterize_model(model: nn.Module) -> int:
+    """Switch every module of ``model`` that has ``switch_to_deploy()`` to its inference
+    form, in place (outermost first: a module's switch covers its children). Returns how
+    many were switched (0: nothing to re-parameterize)."""
+    switched, done = 0, []
+    for name, module in model.named_modules():
+        if any(name.startswith(d + '.') for d in done):
+            continue  # inside a module already switched
+        if callable(getattr(module, 'switch_to_deploy', None)):
+            module.switch_to_deploy()
+            done.append(name)
+            switched += 1
+    return switched
+
+
+def task_of(model: nn.Module) -> str:
+    """'classification', 'segmentation' or 'detection' for a built OpenMMLab model."""
+    if hasattr(model, 'decode_head'):
+        if type(model).__name__ != 'EncoderDecoder':
+            raise TypeError(f'only mmseg EncoderDecoder segmentors are supported, got '
+                            f'{type(model).__name__}')
+        return 'segmentation'
+    if hasattr(model, 'bbox_head'):
+        if hasattr(model, 'rpn_head') or hasattr(model, 'roi_head'):
+            raise TypeError(f'only single-stage detectors are supported, got '
+                            f'{type(model).__name__}')
+        return 'detection'
+    if hasattr(model, 'head') and hasattr(model, 'backbone'):
+        return 'classification'
+    raise TypeError(f'cannot tell the task of {type(model).__name__}: expected an '
+                    'mmpretrain ImageClassifier, an mmseg EncoderDecoder or an mmdet '
+                    'single-stage detector')
+
+
+def _test_dataset_cfg(cfg: Config) -> dict:
+    ds = cfg.test_dataloader.dataset
+    while 'dataset' in ds:  # RepeatDataset & co.
+        ds = ds.dataset
+    return ds
+
+
+def inference_pipeline_cfg(cfg: Config) -> List[dict]:
+    """The test pipeline of ``cfg`` without ``LoadAnnotations`` (as the inferencers do)."""
+    pipeline = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
+    if not pipeline:
+        raise KeyError(f'{cfg.filename}: no test_pipeline / test_dataloader pipeline')
+    return [copy.deepcopy(t) for t in pipeline if t['type'] != 'LoadAnnotations']
+
+
+def default_shape(cfg: Config) -> Tuple[int, int]:
+    """(H, W) the config evaluates at: the classifier's centre crop, the detector's
+    resize scale (W, H in the config), the segmentor's crop size; else 224x224."""
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg' and cfg.get('crop_size'):
+        return tuple(cfg.crop_size)
+    if not (cfg.get('test_pipeline') or cfg.get('test_dataloader')):
+        return (224, 224)
+    for t in inference_pipeline_cfg(cfg):
+        if scope == 'mmpretrain' and t['type'] == 'CenterCrop':
+            size = t['crop_size']
+            return (size, size) if isinstance(size, int) else tuple(size[::-1])
+        if scope == 'mmdet' and t['type'] == 'Resize':
+            w, h = t['scale']
+            return (h, w)
+    return (224, 224)
+
+
+def dataset_meta(cfg: Config) -> dict:
+    """``dataset_meta`` of the test set: its ``metainfo`` over the dataset class's
+    ``METAINFO`` (e.g. COCO's 80 classes); ``{}`` when neither names classes."""
+    ds = _test_dataset_cfg(cfg)
+    # the library's own registry imports its datasets module (the root one does not)
+    datasets = importlib.import_module(f'{cfg.default_scope}.registry').DATASETS
+    meta = copy.deepcopy(getattr(datasets.get(ds.type), 'METAINFO', None) or {})
+    meta.update(ds.get('metainfo') or {})
+    return meta
