@@ -81,10 +81,11 @@ def test_ddp_step_on_two_processes_equals_one_process_step(demo_data_root, tmp_p
     # the one-process one differ by rounding only: within the derived float32 bound of g
     # (n counted on a forward and backward at the step's batch of 32 at 64x64), plus the
     # rounding of w1 itself
+    w0, changed = {k: v.clone() for k, v in model.state_dict().items()}, 0
     x, y = torch.randn(32, 3, 64, 64), torch.randint(0, 4, (32, ))
+    model.train()  # as trained: BN frozen (norm_eval)
     n = accumulation_length(
         lambda: torch.nn.functional.cross_entropy(model(x, mode='tensor'), y).backward())
-    w0, changed = model.state_dict(), 0
     for key, w1 in one['state_dict'].items():
         if not w1.is_floating_point():
             assert torch.equal(ddp['state_dict'][key], w1), key
