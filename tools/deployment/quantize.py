@@ -64,6 +64,11 @@ def get_args(argv=None):
     parser.add_argument('--ort-ops', nargs='+', metavar='OP',
                         help='onnxruntime: op types to quantize (default Conv MatMul Gemm; '
                         '"all": every type onnxruntime quantizes)')
+    parser.add_argument('--ov-transformer', action='store_true',
+                        help='openvino: NNCF\'s ModelType.TRANSFORMER scheme (default: '
+                        'its default scheme; TRANSFORMER measured worse on EMO)')
+    parser.add_argument('--ov-ignore', nargs='+', metavar='TYPE',
+                        help='openvino: op types NNCF keeps in float (e.g. MatMul)')
     parser.add_argument('--shape', type=int, nargs='+', metavar='N',
                         help='input H W (or one size) to export at (default: the '
                         'config\'s test size)')
@@ -81,30 +86,22 @@ def get_args(argv=None):
 
 
 def build(cfg, checkpoint):
-    """The model of ``cfg`` with ``checkpoint`` loaded, re-parameterized, in eval mode;
-    returns it and the checkpoint's dataset_meta."""
-    from mmengine.runner import load_checkpoint
-
-    from emo.deployment import build_model_from_cfg, dataset_meta, reparameterize
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    model = build_model_from_cfg(cfg)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    """The deploy form (re-parameterized, eval mode) of ``cfg`` with ``checkpoint``;
+    returns it and the data set's meta (the checkpoint's over the config's)."""
+    from emo.apis import build_model_from_cfg, dataset_meta
+    model = build_model_from_cfg(cfg, checkpoint=checkpoint, deploy=True)
     meta = dataset_meta(cfg)
-    meta.update((ckpt.get('meta') or {}).get('dataset_meta') or {})
-    reparameterize(model)
-    return model.eval(), meta
+    meta.update(getattr(model, 'dataset_meta', None) or {})
+    return model, meta
 
 
 def export_fp32_onnx(model, cfg, meta, path, shape=None):
     """The deploy form as ONNX (dynamic batch; dynamic H, W for det/seg)."""
-    from emo.deployment import (default_shape, dynamic_trace_shape, export_onnx,
-                                export_wrapper, task_of)
+    from emo.apis import default_shape, task_of
+    from emo.deployment import export_onnx, export_wrapper
     task = task_of(model)
-    shape = tuple(shape or default_shape(cfg))
+    shape = tuple(shape * 2 if shape and len(shape) == 1 else shape or default_shape(cfg))
     dynamic_hw = task != 'classification'
-    if dynamic_hw:
-        shape = dynamic_trace_shape(shape, getattr(model, 'backbone', None))
     wrapper = export_wrapper(model)
     metadata = dict(task=task, config=osp.basename(cfg.filename),
                     shape=json.dumps(list(shape)), dynamic_hw=json.dumps(dynamic_hw),
@@ -129,10 +126,37 @@ def quantize_ort(args, cfg, model, meta, inputs, stem):
     return fp32, int8, float_ops_onnx(int8)
 
 
-def inferencer(backend, path, cfg, threads):
+def quantize_ov(args, cfg, model, meta, inputs, stem):
+    import openvino as ov
+
+    from emo.deployment.quantize import (float_ops_openvino, openvino_model,
+                                         quantize_openvino)
+    onnx_path = export_fp32_onnx(model, cfg, meta, f'{stem}_fp32.onnx', args.shape)
+    fp32 = f'{stem}_fp32.xml'
+    ov.save_model(ov.convert_model(onnx_path), fp32, compress_to_fp16=False)
+    int8 = quantize_openvino(fp32, f'{stem}_int8.xml', inputs,
+                             transformer=args.ov_transformer,
+                             ignored_types=args.ov_ignore or ())
+    compiled = openvino_model(int8)
+    return fp32, int8, float_ops_openvino(compiled)
+
+
+def inferencer(backend, path, cfg, threads, onnx_path):
+    """The config's pre/post-processing (``ONNXInferencer`` of the fp32 ONNX export)
+    around the runtime model ``path``."""
     from emo.deployment import ONNXInferencer
     if backend == 'onnxruntime':
         return ONNXInferencer(path, cfg, threads=threads)
+    inf = ONNXInferencer(onnx_path, cfg, threads=threads)
+    if backend == 'openvino':
+        from emo.deployment.quantize import openvino_model
+        compiled = openvino_model(path, threads)
+
+        def forward(inputs):
+            res = compiled(inputs.numpy())
+            return [torch.from_numpy(res[o]) for o in compiled.outputs]
+        inf.forward = forward
+        return inf
     raise NotImplementedError(backend)
 
 
@@ -167,6 +191,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     if args.backend == 'onnxruntime':
         fp32, int8, float_ops = quantize_ort(args, cfg, model, meta, inputs, stem)
+    elif args.backend == 'openvino':
+        fp32, int8, float_ops = quantize_ov(args, cfg, model, meta, inputs, stem)
     else:
         raise NotImplementedError(f'--backend {args.backend} is not implemented yet')
     print(f'{args.backend}: fp32 {fp32}, INT8 {int8} ({time.perf_counter() - t0:.1f} s)')
@@ -175,8 +201,8 @@ def main(argv=None):
     if args.eval:
         from emo.deployment.quantize import compare_on_test_set
         results = compare_on_test_set(cfg, {
-            'fp32': inferencer(args.backend, fp32, cfg, args.threads),
-            'int8': inferencer(args.backend, int8, cfg, args.threads)})
+            'fp32': inferencer(args.backend, fp32, cfg, args.threads, f'{stem}_fp32.onnx'),
+            'int8': inferencer(args.backend, int8, cfg, args.threads, f'{stem}_fp32.onnx')})
         print_side_by_side(results)
         with open(f'{stem}_int8_eval.json', 'w') as f:
             json.dump(dict(backend=args.backend, checkpoint=args.checkpoint,
