@@ -338,7 +338,7 @@ def _instances(results, b):
 
 
 def detections_equal_outside_ties(head, ref_outs, got_outs, bounds, img_metas, ref_results,
-                                  got_results, min_decided=10):
+                                  got_results, min_decided=1):
     """The detections of a dense ``head`` from two computations of its raw outputs agree
     wherever they are not near-ties; returns (decided, detections) per image.
 

@@ -160,7 +160,8 @@ def test_detection_head_outputs_and_boxes_equal(exported, name):
             got = head.predict_by_feat(outs[:levels], outs[levels:], batch_img_metas=metas,
                                        rescale=False)
         assert all(len(r.pred_instances) > 0 for r in ref)
-        detections_equal_outside_ties(head, expected, outs, bounds, metas, ref, got)
+        detections_equal_outside_ties(head, expected, outs, bounds, metas, ref, got,
+                                      min_decided=10)
 
 
 def test_reparameterized_export_is_the_deploy_form(tmp_path):
