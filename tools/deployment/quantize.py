@@ -4,8 +4,7 @@ The model (re-parameterized deploy form) is exported for the named runtime, cali
 ``--calib-num`` images of ``--calib-data`` taken through the config's own test pipeline
 and data_preprocessor, and quantized with the runtime's own tool:
   onnxruntime  QDQ ONNX (onnxruntime.quantization.quantize_static), per-channel weights;
-  openvino     NNCF (nncf.quantize) on the OpenVINO model;
-  executorch   torchao PT2E with XNNPACK's quantizer, lowered to XNNPACK (.pte).
+  openvino     NNCF (nncf.quantize) on the OpenVINO model.
 Written to --out-dir: <name>_fp32.<ext> (the float form, for comparison) and
 <name>_int8.<ext>. The op types left in float are printed. With --eval the fp32 and INT8
 models both run the config's test set with its test_evaluator (Accuracy, CocoMetric,
@@ -29,7 +28,7 @@ import torch  # noqa: E402
 
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
-BACKENDS = ('onnxruntime', 'openvino', 'executorch')
+BACKENDS = ('onnxruntime', 'openvino')  # executorch (XNNPACK): not yet
 
 
 def get_args(argv=None):
@@ -194,7 +193,7 @@ def main(argv=None):
     elif args.backend == 'openvino':
         fp32, int8, float_ops = quantize_ov(args, cfg, model, meta, inputs, stem)
     else:
-        raise NotImplementedError(f'--backend {args.backend} is not implemented yet')
+        raise ValueError(f'unknown backend {args.backend}')
     print(f'{args.backend}: fp32 {fp32}, INT8 {int8} ({time.perf_counter() - t0:.1f} s)')
     print('kept in float: ' + (', '.join(f'{k} x{v}' for k, v in float_ops.items())
                                or 'nothing'))
