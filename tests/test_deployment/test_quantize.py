@@ -1,7 +1,8 @@
 """INT8 post-training quantization (emo.deployment.quantize, tools/deployment/quantize.py).
 
 The model is the demo classifier (EMO-1M, 64x64 images, 4 classes) with a random backbone
-(``reference_emo.randomize_``, BN statistics of the calibration images) and a head fitted by least squares on the backbone features
+(``reference_emo.randomize_``, BN statistics of the calibration images) and a head
+fitted by (ridge) least squares on the backbone features
 of the calibration images (a linear probe), so that its top-1 decisions on those images
 have real margins, as a trained model's have. Every backend quantizes it, calibrated on
 those images, and its logits are compared with fp32 on them.
@@ -20,7 +21,6 @@ import collections
 import os.path as osp
 import re
 
-import numpy as np
 import onnx
 import pytest
 import torch
