@@ -63,8 +63,13 @@ _history_buffer_method.__name__ = _history_buffer_method.__qualname__ = 'getattr
 
 
 def _numpy_globals():
-    from numpy.core.multiarray import _reconstruct, scalar
-    names = [_reconstruct, scalar, np.ndarray, np.dtype]
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    names = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    if hasattr(np, '_core'):
+        # numpy 2 moved numpy.core to numpy._core: checkpoints written under numpy 1 name
+        # these two by their old module (torch allows a global under an explicit name)
+        names += [(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+                  (multiarray.scalar, 'numpy.core.multiarray.scalar')]
     # numpy >= 1.25 pickles some dtypes through their classes (numpy.dtypes.Float32DType)
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -87,7 +92,8 @@ def _unsafe_global(message, filename):
     find = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint', None)
     if find is not None:
         try:
-            allowed = {f'{g.__module__}.{g.__qualname__}' for g in SAFE_GLOBALS}
+            allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+                       for g in SAFE_GLOBALS}
             return ', '.join(g for g in find(filename) if g not in allowed) or None
         except Exception:  # noqa: BLE001  (the file is broken in another way too)
             return None

@@ -221,3 +221,25 @@ def test_resume_skips_an_incomplete_newest_checkpoint(trained, tmp_path):
     empty = tmp_path / 'fresh'
     empty.mkdir()
     assert resolve_resume(Config(dict(work_dir=str(empty), resume=True))) is None
+
+
+def test_a_checkpoint_written_under_numpy_1_loads(tmp_path):
+    """numpy 2 moved ``numpy.core`` to ``numpy._core``; a checkpoint pickled under numpy 1
+    names ``numpy.core.multiarray._reconstruct``. Made here by renaming the module in the
+    pickle of a numpy-2 checkpoint (protocol 2: GLOBAL 'module\\nname\\n')."""
+    import zipfile
+    meta = dict(dataset_meta=dict(palette=np.arange(6, dtype=np.uint8).reshape(2, 3)),
+                epoch=np.int64(3))
+    new, old = tmp_path / 'numpy2.pth', tmp_path / 'numpy1.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), meta=meta), new)
+    with zipfile.ZipFile(new) as src, zipfile.ZipFile(old, 'w') as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith('data.pkl'):
+                assert b'numpy._core.multiarray' in data
+                data = data.replace(b'numpy._core.multiarray', b'numpy.core.multiarray')
+            dst.writestr(item, data)
+    ckpt = load_from_local(str(old))
+    np.testing.assert_array_equal(ckpt['meta']['dataset_meta']['palette'],
+                                  meta['dataset_meta']['palette'])
+    assert ckpt['meta']['epoch'] == 3 and torch.equal(ckpt['state_dict']['w'], torch.ones(2))
