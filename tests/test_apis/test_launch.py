@@ -1,7 +1,7 @@
-"""emo.utils.launch: what tools/train.py adds to every config."""
+"""emo.apis.launch: what tools/train.py adds to every config."""
 from mmengine.config import Config
 
-from emo.utils.launch import add_training_hooks
+from emo.apis.launch import add_training_hooks
 
 
 def test_training_hooks_added_once_with_or_without_custom_hooks():
