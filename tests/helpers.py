@@ -19,12 +19,62 @@ def load_tool(relpath):
     return module
 
 
-def run_tool(relpath, *args, cwd=REPO, check=True):
-    """Run a script of ``tools/`` in a subprocess (one torch thread: on a busy 2-core
-    machine two are many times slower); with ``check`` a failure shows its output."""
-    proc = subprocess.run([sys.executable, osp.join(REPO, relpath), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
+_SERVER = None
+
+
+def _tool_server():
+    """This process's ``tool_server.py`` (started on first use; ends with this process)."""
+    global _SERVER
+    if _SERVER is None or _SERVER.poll() is not None:
+        _SERVER = subprocess.Popen(
+            [sys.executable, osp.join(REPO, 'tests', 'tool_server.py')], cwd=REPO,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
+    return _SERVER
+
+
+def _read_reply(server, timeout):
+    import json
+    import select
+    if not select.select([server.stdout], [], [], timeout)[0]:
+        return None
+    line = server.stdout.readline()
+    assert line, 'tests/tool_server.py died'
+    return json.loads(line)
+
+
+def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600):
+    """Run a script of ``tools/`` as ``python tools/x.py args`` in its own process, with
+    one torch thread (on a busy 2-core machine two are many times slower); returns a
+    ``CompletedProcess`` (text stdout, stderr); with ``check`` a failure shows its output.
+
+    The process is a fork of ``tests/tool_server.py``, which has the stack imported
+    already (a fresh interpreter spends ~7 s of CPU importing it); set
+    ``EMO_TEST_SUBPROCESS=1`` for plain subprocesses."""
+    import json
+    import signal
+    import tempfile
+    path, args = osp.join(REPO, relpath), [str(a) for a in args]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    if os.environ.get('EMO_TEST_SUBPROCESS') == '1':
+        proc = subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = osp.join(tmp, 'out'), osp.join(tmp, 'err')
+            server = _tool_server()
+            server.stdin.write(json.dumps(dict(path=path, args=args, cwd=str(cwd), env=env,
+                                               out=out, err=err)) + '\n')
+            server.stdin.flush()
+            pid = _read_reply(server, 60)['pid']
+            reply = _read_reply(server, timeout)
+            if reply is None:
+                os.kill(pid, signal.SIGKILL)
+                _read_reply(server, 60)
+                raise subprocess.TimeoutExpired([path, *args], timeout)
+            with open(out) as f, open(err) as g:
+                proc = subprocess.CompletedProcess([sys.executable, path, *args],
+                                                   reply['rc'], f.read(), g.read())
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc

@@ -7,8 +7,6 @@ import json
 import os.path as osp
 import pickle
 import shutil
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import cv2
@@ -190,9 +188,8 @@ def test_coco_classes_missing_from_the_annotation_file(demo_data_root):
 def test_converter_names_a_broken_file(tmp_path):
     path = tmp_path / 'net.pth'
     path.write_bytes(b'')
-    proc = subprocess.run([sys.executable,
-                           osp.join(REPO, 'tools/model_converters/emo_to_mmpretrain.py'),
-                           str(path), str(tmp_path / 'out.pth')], capture_output=True, text=True)
+    proc = run_tool('tools/model_converters/emo_to_mmpretrain.py', path, tmp_path / 'out.pth',
+                    check=False)
     assert proc.returncode != 0 and f'{path}: cannot load the checkpoint' in proc.stderr
 
 
