@@ -84,6 +84,13 @@ def _numpy_globals():
 SAFE_GLOBALS = [HistoryBuffer, _history_buffer_method] + _numpy_globals()
 
 
+def safe_global_names():
+    """The names pickle refers to :data:`SAFE_GLOBALS` by (``module.qualname``, or the
+    explicit name of an ``(object, name)`` entry)."""
+    return {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+            for g in SAFE_GLOBALS}
+
+
 def _unsafe_global(message, filename):
     """The global torch refused, from its message (or, on newer torch, the file)."""
     found = re.search(r'GLOBAL (\S+)', message)
@@ -92,8 +99,7 @@ def _unsafe_global(message, filename):
     find = getattr(torch.serialization, 'get_unsafe_globals_in_checkpoint', None)
     if find is not None:
         try:
-            allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
-                       for g in SAFE_GLOBALS}
+            allowed = safe_global_names()
             return ', '.join(g for g in find(filename) if g not in allowed) or None
         except Exception:  # noqa: BLE001  (the file is broken in another way too)
             return None

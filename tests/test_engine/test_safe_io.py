@@ -16,8 +16,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
 
 import emo  # noqa: F401  (registers the loader, the backend, the hooks)
-from emo.engine.safe_io import (SAFE_GLOBALS, AtomicLocalBackend, CheckpointError,
-                               load_from_local, resolve_resume)
+from emo.engine.safe_io import (AtomicLocalBackend, CheckpointError, load_from_local,
+                               resolve_resume, safe_global_names)
 
 
 class ToyModel(BaseModel):
@@ -83,7 +83,7 @@ def test_real_checkpoints_load_weights_only(trained):
     # and nothing outside the allow-list is in the file
     torch.load(path, weights_only=True)
     unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    allowed = {f'{g.__module__}.{g.__qualname__}' for g in SAFE_GLOBALS}
+    allowed = safe_global_names()
     assert set(unsafe) <= allowed, set(unsafe) - allowed
 
 
