@@ -43,38 +43,78 @@ def _read_reply(server, timeout):
     return json.loads(line)
 
 
-def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600):
-    """Run a script of ``tools/`` as ``python tools/x.py args`` in its own process, with
-    one torch thread (on a busy 2-core machine two are many times slower); returns a
-    ``CompletedProcess`` (text stdout, stderr); with ``check`` a failure shows its output.
+class ToolProcess:
+    """A tool started by ``start_tool``: ``pid``, ``poll()``, ``kill()``, ``wait()`` and
+    ``returncode`` as for a ``subprocess.Popen``."""
 
-    The process is a fork of ``tests/tool_server.py``, which has the stack imported
-    already (a fresh interpreter spends ~7 s of CPU importing it); set
-    ``EMO_TEST_SUBPROCESS=1`` for plain subprocesses."""
+    def __init__(self, server, pid, args):
+        self.server, self.pid, self.args, self.returncode = server, pid, args, None
+
+    def poll(self, timeout=0):
+        if self.returncode is None:
+            reply = _read_reply(self.server, timeout)
+            if reply is not None:
+                self.returncode = reply['rc']
+        return self.returncode
+
+    def wait(self, timeout=None):
+        import subprocess
+        if self.poll(timeout) is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:  # ended, not yet polled
+                pass
+
+    def kill(self):
+        import signal
+        self.send_signal(signal.SIGKILL)
+
+
+def start_tool(relpath, *args, stdout, stderr=None, cwd=REPO):
+    """Start a script of ``tools/`` as ``python tools/x.py args`` (one torch thread) in a
+    fork of ``tests/tool_server.py``, which has the stack imported already (a fresh
+    interpreter spends ~7 s of CPU importing it); its stdout goes to the file
+    ``stdout``, its stderr to ``stderr`` (default: the same file). One at a time per test
+    process. Returns a ``ToolProcess``."""
     import json
-    import signal
-    import tempfile
     path, args = osp.join(REPO, relpath), [str(a) for a in args]
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    server = _tool_server()
+    server.stdin.write(json.dumps(dict(path=path, args=args, cwd=str(cwd), env=env,
+                                       out=str(stdout), err=str(stderr or stdout))) + '\n')
+    server.stdin.flush()
+    return ToolProcess(server, _read_reply(server, 60)['pid'], [path, *args])
+
+
+def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600):
+    """Run a script of ``tools/`` as ``python tools/x.py args`` in its own process (a
+    fork, see ``start_tool``; ``EMO_TEST_SUBPROCESS=1``: a plain subprocess), with one
+    torch thread (on a busy 2-core machine two are many times slower); returns a
+    ``CompletedProcess`` (text stdout, stderr); with ``check`` a failure shows its output."""
+    import tempfile
+    path, args = osp.join(REPO, relpath), [str(a) for a in args]
     if os.environ.get('EMO_TEST_SUBPROCESS') == '1':
         proc = subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout, env=env)
+                              text=True, timeout=timeout,
+                              env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             out, err = osp.join(tmp, 'out'), osp.join(tmp, 'err')
-            server = _tool_server()
-            server.stdin.write(json.dumps(dict(path=path, args=args, cwd=str(cwd), env=env,
-                                               out=out, err=err)) + '\n')
-            server.stdin.flush()
-            pid = _read_reply(server, 60)['pid']
-            reply = _read_reply(server, timeout)
-            if reply is None:
-                os.kill(pid, signal.SIGKILL)
-                _read_reply(server, 60)
-                raise subprocess.TimeoutExpired([path, *args], timeout)
+            tool = start_tool(relpath, *args, stdout=out, stderr=err, cwd=cwd)
+            try:
+                tool.wait(timeout)
+            finally:
+                if tool.returncode is None:
+                    tool.kill()
+                    tool.wait(60)
             with open(out) as f, open(err) as g:
                 proc = subprocess.CompletedProcess([sys.executable, path, *args],
-                                                   reply['rc'], f.read(), g.read())
+                                                   tool.returncode, f.read(), g.read())
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc

@@ -19,6 +19,9 @@ def child(req):
     import runpy
     import traceback
     for fd, path in ((1, req['out']), (2, req['err'])):
+        if fd == 2 and path == req['out']:
+            os.dup2(1, 2)  # stderr into stdout's file
+            continue
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(f, fd)
         os.close(f)

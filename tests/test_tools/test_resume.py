@@ -10,13 +10,11 @@ checks that validation leaves the training random stream alone)."""
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
-from helpers import REPO, assert_nested_equal, run_tool
+from helpers import REPO, assert_nested_equal, run_tool, start_tool
 
 import emo  # noqa: F401  (the checkpoint allow-list for torch.load(weights_only=True))
 
@@ -55,22 +53,18 @@ def train_until_killed(config, work, extra, options, marker):
     iteration of epoch 2, or iteration 6 of 12)."""
     os.makedirs(work)
     log = osp.join(work, 'stdout.log')
-    with open(log, 'w') as out:
-        proc = subprocess.Popen(
-            [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work,
-             *extra, '--cfg-options', *options], cwd=REPO, stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
-        deadline = time.time() + 300
-        try:
-            while marker not in open(log).read():
-                assert proc.poll() is None, open(log).read()[-3000:]
-                assert time.time() < deadline, 'training never reached epoch 2'
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait()
+    proc = start_tool('tools/train.py', config, '--work-dir', work, *extra,
+                      '--cfg-options', *options, stdout=log)
+    deadline = time.time() + 300
+    try:
+        while not osp.exists(log) or marker not in open(log).read():
+            assert proc.poll() is None, open(log).read()[-3000:]
+            assert time.time() < deadline, 'training never reached epoch 2'
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
     return log
 
