@@ -1,10 +1,12 @@
-"""ONNX Runtime inference with the config's own pre- and post-processing.
+"""Inference of an exported model, any runtime, with the config's own pre- and
+post-processing.
 
-The ONNX counterpart of mmpretrain's ``ImageClassificationInferencer``, mmdet's
+The deployed counterpart of mmpretrain's ``ImageClassificationInferencer``, mmdet's
 ``DetInferencer`` and mmseg's ``MMSegInferencer``: the image goes through the config's
 test pipeline (``LoadAnnotations`` dropped) and the model's ``data_preprocessor``
-(normalisation, padding), the graph runs in onnxruntime, and the outputs go through the
-same post-processing the PyTorch model applies:
+(normalisation, padding), the exported graph runs in its runtime (chosen by the file:
+``.onnx`` ONNX Runtime, ``.pte`` ExecuTorch, ``.xml`` OpenVINO), and the outputs go
+through the same post-processing the PyTorch model applies:
 
 * classification: softmax of the logits (``ClsHead.predict``);
 * detection: ``bbox_head.predict_by_feat`` (anchors, box decoding, score threshold, NMS,
@@ -16,6 +18,7 @@ The post-processing modules are built from the config (no checkpoint: they hold 
 learned weights).
 """
 import json
+import os.path as osp
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -26,31 +29,81 @@ from mmengine.dataset import Compose, pseudo_collate
 from ..apis.builder import build_model_from_cfg, dataset_meta, inference_pipeline_cfg, task_of
 from .onnx import ort_session, read_metadata
 
-__all__ = ['ONNXInferencer']
+__all__ = ['DeployInferencer', 'ONNXInferencer', 'ORTModel', 'load_runtime', 'BACKENDS']
+
+#: file extension -> backend name
+BACKENDS = {'.onnx': 'onnxruntime', '.pte': 'executorch', '.xml': 'openvino'}
 
 
-class ONNXInferencer:
+class ORTModel:
+    """An ONNX file in an onnxruntime session; calling it with a float32 batch
+    (B, 3, H, W) returns the outputs as tensors."""
+
+    def __init__(self, path: str, threads: Optional[int] = None):
+        self.path = path
+        self.session = ort_session(path, threads)
+        self.metadata = read_metadata(self.session)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, x: torch.Tensor) -> List[torch.Tensor]:
+        name = self.session.get_inputs()[0].name
+        outs = self.session.run(None, {name: x.numpy().astype(np.float32)})
+        return [torch.from_numpy(o) for o in outs]
+
+
+def load_runtime(path: str, threads: Optional[int] = None, backend: Optional[str] = None):
+    """The runtime model of an exported file: :class:`ORTModel` (``.onnx``),
+    :class:`~emo.deployment.executorch.ExecuTorchModel` (``.pte``) or
+    :class:`~emo.deployment.openvino.OpenVINOModel` (``.xml``, or ``.onnx`` with
+    ``backend='openvino'``). Each has ``metadata`` (the strings stored at export) and
+    ``output_names``, and maps a (B, 3, H, W) tensor to a list of tensors."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'exported model not found: {path}')
+    ext = osp.splitext(path)[1]
+    backend = backend or BACKENDS.get(ext)
+    if backend is None:
+        raise ValueError(f'{path}: cannot tell the runtime from the extension {ext!r}; '
+                         f'expected one of {sorted(BACKENDS)}')
+    if backend == 'onnxruntime':
+        return ORTModel(path, threads)
+    if backend == 'executorch':
+        from .executorch import ExecuTorchModel
+        runtime = ExecuTorchModel(path, threads)
+    elif backend == 'openvino':
+        from .openvino import OpenVINOModel
+        runtime = OpenVINOModel(path, threads)
+    else:
+        raise ValueError(f'unknown backend {backend!r}; choose from '
+                         f'{sorted(set(BACKENDS.values()))}')
+    runtime.output_names = json.loads(runtime.metadata.get('output_names', 'null')) or []
+    return runtime
+
+
+class DeployInferencer:
     """Run an exported model on image files with the config's processing.
 
     Args:
-        model (str): the ``.onnx`` file (written by ``tools/deployment/pytorch2onnx.py``
-            or :func:`emo.deployment.export_onnx` with the task wrappers' output names).
+        model (str): the exported file, written by ``tools/deployment/export.py`` (or
+            the ``emo.deployment`` export functions with the task wrappers' output
+            names): ``.onnx``, ``.pte`` or ``.xml``.
         config (str | Config): the model's config.
-        threads (int | None): onnxruntime intra-op threads.
+        threads (int | None): the runtime's threads.
         cfg_options (dict | None): overrides merged into the config.
+        backend (str | None): 'onnxruntime', 'executorch' or 'openvino'; None: by the
+            file extension (:data:`BACKENDS`).
     """
 
     def __init__(self, model: str, config, threads: Optional[int] = None,
-                 cfg_options: Optional[dict] = None):
+                 cfg_options: Optional[dict] = None, backend: Optional[str] = None):
         cfg = config if isinstance(config, Config) else Config.fromfile(config)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
         self.cfg = cfg
         self.model = build_model_from_cfg(cfg)
         self.task = task_of(self.model)
-        self.session = ort_session(model, threads)
+        self.runtime = load_runtime(model, threads, backend)
         self.path = model
-        meta = read_metadata(self.session)
+        meta = self.runtime.metadata
         if meta.get('task') and meta['task'] != self.task:
             raise ValueError(f'{model} was exported for {meta["task"]}, but the config '
                              f'{cfg.filename} builds a {self.task} model')
@@ -58,7 +111,7 @@ class ONNXInferencer:
         if meta.get('classes'):
             self.dataset_meta['classes'] = tuple(json.loads(meta['classes']))
         self.pipeline = Compose(inference_pipeline_cfg(cfg))
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_names = self.runtime.output_names
 
     def preprocess(self, images: Sequence[str]):
         """Image files -> (normalised batch (B, 3, H, W), data samples)."""
@@ -69,9 +122,7 @@ class ONNXInferencer:
 
     def forward(self, inputs: torch.Tensor) -> List[torch.Tensor]:
         """The graph's outputs for ``inputs`` (B, 3, H, W), as tensors."""
-        input_name = self.session.get_inputs()[0].name
-        outs = self.session.run(None, {input_name: inputs.numpy().astype(np.float32)})
-        return [torch.from_numpy(o) for o in outs]
+        return self.runtime(inputs)
 
     def postprocess(self, outputs: List[torch.Tensor], data_samples):
         """Raw outputs -> data samples with the task's predictions, as PyTorch makes."""
@@ -103,3 +154,11 @@ class ONNXInferencer:
             images = [images]
         inputs, data_samples = self.preprocess(images)
         return self.postprocess(self.forward(inputs), data_samples)
+
+
+class ONNXInferencer(DeployInferencer):
+    """:class:`DeployInferencer` on ONNX Runtime (the name before other runtimes)."""
+
+    def __init__(self, model: str, config, threads: Optional[int] = None,
+                 cfg_options: Optional[dict] = None):
+        super().__init__(model, config, threads, cfg_options, backend='onnxruntime')

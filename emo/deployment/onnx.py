@@ -15,10 +15,13 @@ pipeline and data_preprocessor), softmax (classification), the resize to the ori
 image and argmax (segmentation), box decoding and NMS (detection). See
 :mod:`emo.deployment.inference` for that side.
 
-The exporter is PyTorch's TorchScript-based one (``torch.onnx.export(..., dynamo=False)``).
-Tracing records the shape arithmetic as graph ops, so H and W stay dynamic; EMO pads its
-maps to whole attention windows without a branch on the size, so a graph traced at any
-size runs at every other.
+Two exporters: PyTorch's ``torch.export``-based one (``torch.onnx.export(...,
+dynamo=True)``, opset 18), the default wherever only the batch axis is dynamic (for EMO
+it cannot keep H and W dynamic: see :mod:`emo.deployment.program`); and the TorchScript
+one (``dynamo=False``, the default for dynamic H and W), which records the shape
+arithmetic as graph ops, so H and W stay dynamic (EMO pads its maps
+to whole attention windows without a branch on the size, so a graph traced at any size
+runs at every other).
 """
 import os
 import os.path as osp
@@ -30,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..apis.builder import task_of
+from .program import batch_dim
 
 __all__ = [
     'export_onnx', 'ort_session', 'ClassifierExport', 'SegmentorExport', 'DetectorExport',
@@ -44,8 +48,9 @@ def export_onnx(module: nn.Module,
                 input_names: Sequence[str] = ('input', ),
                 output_names: Optional[Sequence[str]] = None,
                 dynamic_axes: Optional[Dict[str, Dict[int, str]]] = None,
-                opset_version: int = 17,
-                metadata: Optional[Dict[str, str]] = None) -> str:
+                opset_version: Optional[int] = None,
+                metadata: Optional[Dict[str, str]] = None,
+                dynamo: Optional[bool] = None) -> str:
     """Export ``module`` (put in eval mode) to ``path`` and check it with ``onnx.checker``.
 
     Args:
@@ -56,27 +61,37 @@ def export_onnx(module: nn.Module,
         input_names / output_names: graph input / output names.
         dynamic_axes: ``{name: {axis: 'symbol'}}`` as ``torch.onnx.export`` takes it,
             e.g. ``{'input': {0: 'batch', 2: 'height', 3: 'width'}}``.
-        opset_version: ONNX opset (17 by default; 11 or newer).
+        opset_version: ONNX opset (default 18 with ``dynamo``, 17 without).
         metadata: strings stored in the model's ``metadata_props`` (read back with
             :func:`read_metadata`).
+        dynamo: True: the ``torch.export``-based exporter (``torch.onnx.export(...,
+            dynamo=True)``, needs ``onnxscript``); False: the TorchScript one; None
+            (default): dynamo unless ``dynamic_axes`` frees an axis other than the batch
+            (for EMO, torch.export cannot keep H and W dynamic: see
+            :mod:`emo.deployment.program`).
 
     Returns:
         str: ``path``.
     """
-    import onnx
-
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs, )
     module.eval()  # the exporter restores the wrapper's mode recursively: set it here
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
-        # TracerWarnings on shape arithmetic and the legacy-exporter notice
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            module, tuple(inputs), path, dynamo=False, input_names=list(input_names),
-            output_names=None if output_names is None else list(output_names),
-            dynamic_axes=dynamic_axes, opset_version=opset_version,
-            do_constant_folding=True)
+    if dynamo is None:
+        dynamo = not any(set(axes) - {0} for axes in (dynamic_axes or {}).values())
+    if dynamo:
+        _export_dynamo(module, path, tuple(inputs), input_names, output_names,
+                       dynamic_axes or {}, opset_version or 18)
+    else:
+        with warnings.catch_warnings(), torch.no_grad():
+            # TracerWarnings on shape arithmetic and the legacy-exporter notice
+            warnings.simplefilter('ignore')
+            torch.onnx.export(
+                module, tuple(inputs), path, dynamo=False, input_names=list(input_names),
+                output_names=None if output_names is None else list(output_names),
+                dynamic_axes=dynamic_axes, opset_version=opset_version or 17,
+                do_constant_folding=True)
+    import onnx
     if metadata:
         model = onnx.load(path)
         for key, value in metadata.items():
@@ -84,6 +99,39 @@ def export_onnx(module: nn.Module,
         onnx.save(model, path)
     onnx.checker.check_model(path, full_check=True)
     return path
+
+
+def _export_dynamo(module, path, inputs, input_names, output_names, dynamic_axes,
+                   opset_version):
+    """``torch.onnx.export(..., dynamo=True)`` with the axes of ``dynamic_axes`` as
+    ``torch.export.Dim`` (one per symbol name; an example batch of 1 is repeated to 2:
+    ``torch.export`` specializes axes of size 1)."""
+    dims = {}
+    shapes = []
+    for name, x in zip(input_names, inputs):
+        axes = dynamic_axes.get(name) or {}
+        shapes.append({a: dims.setdefault(sym, batch_dim() if a == 0 else
+                                          torch.export.Dim(str(sym), min=2))
+                       for a, sym in axes.items()} or None)
+    inputs = tuple(x.expand(2, *x.shape[1:]).contiguous() if s and 0 in s and
+                   x.shape[0] == 1 else x for x, s in zip(inputs, shapes))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(
+                module, inputs, dynamo=True, input_names=list(input_names),
+                output_names=None if output_names is None else list(output_names),
+                dynamic_shapes=tuple(shapes) if any(shapes) else None,
+                opset_version=opset_version, optimize=True, verbose=False)
+    except Exception as e:
+        if any(s and set(s) - {0} for s in shapes):
+            raise ValueError(
+                f'{path}: the dynamo ONNX exporter could not keep H and W dynamic '
+                f'({type(e).__name__}); for EMO, torch.export cannot (see '
+                'emo.deployment.program). Fix H and W or use the TorchScript exporter '
+                '(dynamo=False, --legacy-exporter)') from e
+        raise
+    program.save(path)
 
 
 def ort_session(path: str, threads: Optional[int] = None, spinning: bool = True):

@@ -1,4 +1,4 @@
-"""tools/deployment: pytorch2onnx.py exports a checkpoint, onnx_inference.py runs it on a
+"""tools/deployment: pytorch2onnx.py exports a checkpoint, inference.py runs it on a
 demo image, and its predictions equal the PyTorch model's test step on that image."""
 import json
 import math
@@ -107,7 +107,7 @@ def softmax_tolerance(p, logit_bound):
 
 
 def infer(*args):
-    return load_tool('tools/deployment/onnx_inference.py').main([str(a) for a in args])
+    return load_tool('tools/deployment/inference.py').main([str(a) for a in args])
 
 
 def test_classification_topk_equals_pytorch(exported, demo_data_root, tmp_path):

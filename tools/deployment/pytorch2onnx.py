@@ -4,9 +4,12 @@ The graph takes the normalised image batch ``input`` (B, 3, H, W) and returns:
 classification ``logits`` (B, num_classes); segmentation ``seg_logits`` (B, C, H, W),
 whole image, resized to the input; detection the raw head outputs ``cls_score_i`` and
 ``bbox_pred_i`` per level (decoding and NMS stay outside, in
-``tools/deployment/onnx_inference.py``). The batch is always dynamic; H and W are dynamic
+``tools/deployment/inference.py``). The batch is always dynamic; H and W are dynamic
 for segmentation and detection (``--no-dynamic-hw`` fixes them; ``--dynamic-hw`` frees
-them for a classifier). The backbone is re-parameterized (``switch_to_deploy``: BatchNorms
+them for a classifier). Graphs with fixed H and W come from the torch.export-based
+exporter (opset 18), graphs with dynamic H and W, or any with ``--legacy-exporter``, from
+the TorchScript one (opset 17). ``tools/deployment/export.py`` writes the other runtimes'
+files (ExecuTorch, OpenVINO, Core ML). The backbone is re-parameterized (``switch_to_deploy``: BatchNorms
 folded into the convs) unless ``--no-reparam``. Without CHECKPOINT the weights are random
 (for testing the export). Examples:
     python tools/deployment/pytorch2onnx.py configs/classification/emo-1m_8xb256_in1k.py \\
@@ -45,7 +48,14 @@ def get_args(argv=None):
                         'the config\'s test crop / resize scale / crop size')
     parser.add_argument('--batch-size', type=int, default=1,
                         help='batch of the traced input (the batch axis stays dynamic)')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--opset', type=int,
+                        help='ONNX opset version (default: 18 with the torch.export-based '
+                        'exporter, 17 with --legacy-exporter)')
+    parser.add_argument('--legacy-exporter', action='store_true',
+                        help='use the TorchScript exporter (torch.onnx.export(..., '
+                        'dynamo=False)); the default is the torch.export-based one, '
+                        'except with dynamic H and W, which only the TorchScript '
+                        'exporter keeps for EMO (docs/deployment.md)')
     parser.add_argument('--dynamic-hw', action=argparse.BooleanOptionalAction, default=None,
                         help='dynamic input height and width (default: yes for '
                         'segmentation and detection, no for classification)')
@@ -118,10 +128,13 @@ def main(argv=None):
     if meta.get('classes'):
         metadata['classes'] = json.dumps(list(meta['classes']))
     axes = wrapper.dynamic_axes(dynamic_hw=dynamic_hw)
+    dynamo = not (args.legacy_exporter or dynamic_hw)
     export_onnx(wrapper, args.out, torch.randn(args.batch_size, 3, *shape),
                 output_names=wrapper.output_names(), dynamic_axes=axes,
-                opset_version=args.opset, metadata=metadata)
-    print(f'{task} model exported to {args.out} (opset {args.opset}, traced at '
+                opset_version=args.opset, metadata=metadata, dynamo=dynamo)
+    exporter = 'torch.export-based' if dynamo else 'TorchScript'
+    print(f'{task} model exported to {args.out} ({exporter} exporter, opset '
+          f'{args.opset or (18 if dynamo else 17)}, traced at '
           f'{args.batch_size}x3x{shape[0]}x{shape[1]})')
     for name, dims in axes.items():
         print(f'  {name}: dynamic axes {dims}')

@@ -1,18 +1,20 @@
-"""Run an exported EMO model on an image in ONNX Runtime (CPU).
+"""Run an exported EMO model on an image: ONNX Runtime (``.onnx``), ExecuTorch with
+XNNPACK (``.pte``) or OpenVINO (``.xml``, or an ``.onnx`` with ``--backend openvino``),
+on the CPU. (This tool was ``onnx_inference.py``.)
 
 The image goes through the config's test pipeline and data_preprocessor (resize, crop,
-normalisation, padding), the ONNX graph runs in onnxruntime, and the outputs are
-post-processed as the PyTorch model does it (``emo.deployment.ONNXInferencer``):
+normalisation, padding), the exported graph runs in its runtime, and the outputs are
+post-processed as the PyTorch model does it (``emo.deployment.DeployInferencer``):
 classification prints the top-k classes (``--out``: a JSON file of them); detection runs
 the head's ``predict_by_feat`` (box decoding, score threshold, NMS, rescale to the image),
 prints the boxes and with ``--out`` draws them (mmdet's ``DetLocalVisualizer``);
 segmentation resizes the logits to the image, takes the argmax and with ``--out`` writes
 the label mask as a PNG (one class index per pixel). Examples:
-    python tools/deployment/onnx_inference.py emo-1m.onnx \\
+    python tools/deployment/inference.py emo-1m.pte \\
         configs/classification/emo-1m_8xb256_in1k.py demo.jpg --topk 5
-    python tools/deployment/onnx_inference.py ssdlite_emo-1m.onnx \\
+    python tools/deployment/inference.py ssdlite_emo-1m.onnx \\
         configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py demo.jpg --out demo_boxes.jpg
-    python tools/deployment/onnx_inference.py deeplabv3_emo-1m.onnx \\
+    python tools/deployment/inference.py deeplabv3_emo-1m.onnx \\
         configs/segmentation/deeplabv3_emo-1m_8xb4-80k_ade20k-512x512.py demo.jpg \\
         --out demo_mask.png
 """
@@ -31,10 +33,11 @@ from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 def get_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Run an exported ONNX model on an image with the config\'s pre- and '
-        'post-processing', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Run an exported model (ONNX Runtime, ExecuTorch, OpenVINO) on an image '
+        'with the config\'s pre- and post-processing', formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__)
-    parser.add_argument('model', help='the .onnx file (tools/deployment/pytorch2onnx.py)')
+    parser.add_argument('model', help='the exported file: .onnx (tools/deployment/'
+                        'pytorch2onnx.py), .pte or .xml (tools/deployment/export.py)')
     parser.add_argument('config', help='the config the model was exported from')
     parser.add_argument('img', help='image file')
     parser.add_argument('--out', help='classification: a .json of the top-k classes; '
@@ -43,7 +46,10 @@ def get_args(argv=None):
     parser.add_argument('--topk', type=int, default=5, help='classes to print')
     parser.add_argument('--pred-score-thr', type=float, default=0.3,
                         help='detection: boxes with a lower score are not printed/drawn')
-    parser.add_argument('--threads', type=int, help='onnxruntime intra-op threads')
+    parser.add_argument('--threads', type=int, help='the runtime\'s threads')
+    parser.add_argument('--backend', choices=['onnxruntime', 'executorch', 'openvino'],
+                        help='the runtime (default: by the file extension; openvino also '
+                        'runs .onnx files)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)
@@ -80,7 +86,7 @@ def detection(result, classes, args, meta):
     if args.out:
         import mmcv
         from mmdet.visualization import DetLocalVisualizer
-        vis = DetLocalVisualizer(name='onnx_inference')
+        vis = DetLocalVisualizer(name='deploy_inference')
         vis.dataset_meta = meta
         img = mmcv.imread(args.img, channel_order='rgb')
         vis.add_datasample('image', img, result, draw_gt=False,
@@ -105,13 +111,14 @@ def segmentation(result, classes, args):
 
 def main(argv=None):
     args = get_args(argv)
-    for path, what in ((args.model, 'ONNX model'), (args.img, 'image')):
+    for path, what in ((args.model, 'exported model'), (args.img, 'image')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
     import emo  # noqa: F401
-    from emo.deployment import ONNXInferencer
+    from emo.deployment import DeployInferencer
     cfg = load_config(args.config, args.cfg_options)
-    inferencer = ONNXInferencer(args.model, cfg, threads=args.threads)
+    inferencer = DeployInferencer(args.model, cfg, threads=args.threads,
+                                  backend=args.backend)
     result = inferencer([args.img])[0]
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
