@@ -75,15 +75,15 @@ class ToolProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def start_tool(relpath, *args, stdout, stderr=None, cwd=REPO):
+def start_tool(relpath, *args, stdout, stderr=None, cwd=REPO, env=None):
     """Start a script of ``tools/`` as ``python tools/x.py args`` (one torch thread) in a
     fork of ``tests/tool_server.py``, which has the stack imported already (a fresh
     interpreter spends ~7 s of CPU importing it); its stdout goes to the file
-    ``stdout``, its stderr to ``stderr`` (default: the same file). One at a time per test
-    process. Returns a ``ToolProcess``."""
+    ``stdout``, its stderr to ``stderr`` (default: the same file); ``env``: variables
+    added to its environment. One at a time per test process. Returns a ``ToolProcess``."""
     import json
     path, args = osp.join(REPO, relpath), [str(a) for a in args]
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(env or {}))
     server = _tool_server()
     server.stdin.write(json.dumps(dict(path=path, args=args, cwd=str(cwd), env=env,
                                        out=str(stdout), err=str(stderr or stdout))) + '\n')
@@ -91,7 +91,7 @@ def start_tool(relpath, *args, stdout, stderr=None, cwd=REPO):
     return ToolProcess(server, _read_reply(server, 60)['pid'], [path, *args])
 
 
-def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600):
+def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600, env=None):
     """Run a script of ``tools/`` as ``python tools/x.py args`` in its own process (a
     fork, see ``start_tool``; ``EMO_TEST_SUBPROCESS=1``: a plain subprocess), with one
     torch thread (on a busy 2-core machine two are many times slower); returns a
@@ -101,11 +101,12 @@ def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600):
     if os.environ.get('EMO_TEST_SUBPROCESS') == '1':
         proc = subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True,
                               text=True, timeout=timeout,
-                              env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
+                              env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                                       **(env or {})))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             out, err = osp.join(tmp, 'out'), osp.join(tmp, 'err')
-            tool = start_tool(relpath, *args, stdout=out, stderr=err, cwd=cwd)
+            tool = start_tool(relpath, *args, stdout=out, stderr=err, cwd=cwd, env=env)
             try:
                 tool.wait(timeout)
             finally:

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 import torch
-from helpers import EPS32, REPO, accumulation_length, assert_nested_equal, float32_bound
+from helpers import (EPS32, REPO, accumulation_length, assert_nested_equal, float32_bound,
+                     run_tool)
 from mmengine.config import Config
 
 import emo  # noqa: F401  (the checkpoint allow-list for torch.load(weights_only=True))
@@ -25,9 +26,9 @@ def run(script, *args, port=None):
     """``bash tools/<script>.sh ...`` (torchrun, with this interpreter) or
     ``python tools/<script>.py ...``, with CUDA hidden: the CPU path, also on a machine
     with GPUs."""
-    cmd = ['bash', osp.join(REPO, 'tools', script)] if script.endswith('.sh') else \
-        [sys.executable, osp.join(REPO, 'tools', script)]
-    proc = subprocess.run([*cmd, *args], cwd=REPO,
+    if script.endswith('.py'):  # forked from the tool server (helpers.run_tool)
+        return run_tool(f'tools/{script}', *args, env=dict(CUDA_VISIBLE_DEVICES=''))
+    proc = subprocess.run(['bash', osp.join(REPO, 'tools', script), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, PYTHON=sys.executable, PORT=str(port or 29500),
                                    CUDA_VISIBLE_DEVICES='',
