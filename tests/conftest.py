@@ -13,9 +13,10 @@ import sys
 import pytest
 
 WORKER = os.environ.get('PYTEST_XDIST_WORKER')
+THREADS = int(os.environ.get('EMO_TEST_THREADS', '1'))
 if WORKER:  # two workers on two cores: one thread each (set before torch is imported)
     for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-        os.environ[var] = '1'
+        os.environ[var] = str(THREADS)
 
 from helpers import shared_dir  # noqa: E402 (imports torch)
 
@@ -37,10 +38,11 @@ def demo_data_root(tmp_path_factory):
 def single_thread():
     """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``):
     on a busy 2-core machine two OpenMP threads per process can be ten times slower than
-    one (they wait on each other); on an idle one the difference is small."""
+    one (they wait on each other); on an idle one the difference is small.
+    ``EMO_TEST_THREADS=2``: two threads."""
     import torch
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     yield
     torch.set_num_threads(threads)
 
@@ -69,7 +71,7 @@ def pytest_configure(config):
         config.addinivalue_line('filterwarnings', line)
     if WORKER:
         import torch
-        torch.set_num_threads(1)
+        torch.set_num_threads(THREADS)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -8,6 +8,10 @@ import sys
 from mmengine.registry import MODELS, init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# torch threads of the tests and the tools they run: 1 (on a busy 2-core machine two
+# threads per process can be many times slower); EMO_TEST_THREADS=2 checks the numerical
+# tests with two (docs/testing.md)
+THREADS = os.environ.get('EMO_TEST_THREADS', '1')
 
 
 def load_tool(relpath):
@@ -29,7 +33,7 @@ def _tool_server():
         _SERVER = subprocess.Popen(
             [sys.executable, osp.join(REPO, 'tests', 'tool_server.py')], cwd=REPO,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1'))
+            env=dict(os.environ, OMP_NUM_THREADS=THREADS, PYTHONUNBUFFERED='1'))
     return _SERVER
 
 
@@ -83,7 +87,7 @@ def start_tool(relpath, *args, stdout, stderr=None, cwd=REPO, env=None):
     added to its environment. One at a time per test process. Returns a ``ToolProcess``."""
     import json
     path, args = osp.join(REPO, relpath), [str(a) for a in args]
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(env or {}))
+    env = dict(os.environ, OMP_NUM_THREADS=THREADS, PYTHONUNBUFFERED='1', **(env or {}))
     server = _tool_server()
     server.stdin.write(json.dumps(dict(path=path, args=args, cwd=str(cwd), env=env,
                                        out=str(stdout), err=str(stderr or stdout))) + '\n')
@@ -101,7 +105,7 @@ def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600, env=None):
     if os.environ.get('EMO_TEST_SUBPROCESS') == '1':
         proc = subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True,
                               text=True, timeout=timeout,
-                              env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                              env=dict(os.environ, OMP_NUM_THREADS=THREADS, PYTHONUNBUFFERED='1',
                                        **(env or {})))
     else:
         with tempfile.TemporaryDirectory() as tmp:
