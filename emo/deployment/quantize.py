@@ -29,7 +29,7 @@ from emo.apis import build_model_from_cfg, inference_pipeline_cfg
 __all__ = [
     'calibration_images', 'calibration_inputs', 'quantize_onnxruntime', 'ort_int8_ops',
     'float_ops_onnx', 'quantize_openvino', 'openvino_model', 'float_ops_openvino',
-    'compare_on_test_set', 'IMG_EXTENSIONS'
+    'quantize_executorch', 'float_ops_executorch', 'compare_on_test_set', 'IMG_EXTENSIONS'
 ]
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
@@ -374,6 +374,169 @@ def float_ops_openvino(compiled) -> Dict[str, int]:
         if prec.lower() in ('f32', 'fp32', 'f16', 'bf16'):
             counts[kind] += 1
     return dict(counts.most_common())
+
+
+# ---------------------------------------------------------------- ExecuTorch
+def _requantize_pads(gm: torch.fx.GraphModule) -> int:
+    """Give every zero ``pad`` that reads a dequantized tensor a quantize/dequantize pair
+    on its output with the input's parameters; returns how many.
+
+    XNNPACK's quantizer leaves ``pad`` unannotated; the partitioner then hands XNNPACK a
+    pad with an INT8 input and a float output, which it refuses when the program loads
+    ("Failed to create StaticConstantPad node ... xnn_status_invalid_parameter", EMO's
+    window padding). Zero padding of an INT8 tensor is exact (0 is the zero point), so
+    the pair changes no value and makes the pad an INT8 -> INT8 data move."""
+    qd = torch.ops.quantized_decomposed
+    aten = torch.ops.aten
+    count = 0
+    for node in list(gm.graph.nodes):
+        if node.target not in (aten.pad.default, aten.constant_pad_nd.default):
+            continue
+        src = node.args[0]
+        mode = node.args[2] if len(node.args) > 2 and node.target == aten.pad.default \
+            else 'constant'
+        value = node.args[-1] if len(node.args) > (3 if node.target == aten.pad.default
+                                                    else 2) else 0
+        if (getattr(src, 'target', None) is not qd.dequantize_per_tensor.default
+                or mode != 'constant' or value not in (None, 0, 0.0)):
+            continue
+        qparams = tuple(src.args[1:])
+        with gm.graph.inserting_after(node):
+            q = gm.graph.call_function(qd.quantize_per_tensor.default, (node, ) + qparams)
+        with gm.graph.inserting_after(q):
+            dq = gm.graph.call_function(qd.dequantize_per_tensor.default, (q, ) + qparams)
+        node.replace_all_uses_with(dq)
+        q.args = (node, ) + qparams
+        count += 1
+    gm.recompile()
+    return count
+
+
+# ops that move or select data without arithmetic (INT8 in, INT8 out in XNNPACK)
+_ET_DATA_MOVES = {'view', 'reshape', '_unsafe_view', 'permute', 'transpose', 't',
+                  'squeeze', 'unsqueeze', 'flatten', 'slice', 'split', 'split_with_sizes',
+                  'cat', 'clone', 'contiguous', 'expand', 'pad', 'constant_pad_nd',
+                  'max_pool2d', 'getitem', 'sym_size', 'select', 'alias', 'dropout',
+                  'flatten.using_ints', 'unflatten', 'chunk', 'narrow', 'as_strided',
+                  '_guards_fn'}
+
+
+def _float_ops_pt2e(gm: torch.fx.GraphModule) -> Dict[str, int]:
+    """Ops of a converted PT2E graph that compute in float, with their counts: every
+    op other than quantize/dequantize and data moves that has an input not produced by
+    a dequantize or an output not consumed only by quantizes (the rule of
+    :func:`float_ops_onnx`)."""
+    qd_names = ('quantize_per_tensor', 'dequantize_per_tensor', 'quantize_per_channel',
+                'dequantize_per_channel')
+    counts = collections.Counter()
+    for n in gm.graph.nodes:
+        if n.op != 'call_function':
+            continue
+        name = getattr(n.target, '__name__', str(n.target)).split('.')[0]
+        if name in qd_names or name in _ET_DATA_MOVES or name.startswith('sym_'):
+            continue
+        val = n.meta.get('val')
+        if isinstance(val, torch.Tensor) and not val.is_floating_point():
+            continue
+        ins = [a for a in n.all_input_nodes if a.op == 'call_function']
+        dq_in = ins and all(getattr(a.target, '__name__', '').startswith('dequantize')
+                            for a in ins)
+        q_out = n.users and all(getattr(u.target, '__name__', '').startswith('quantize')
+                                for u in n.users)
+        if not (dq_in and q_out):
+            counts[name] += 1
+    return dict(counts.most_common())
+
+
+def quantize_executorch(module: torch.nn.Module,
+                        out: str,
+                        inputs: Sequence[torch.Tensor],
+                        shape: Sequence[int],
+                        metadata: Optional[Dict[str, str]] = None,
+                        per_channel: bool = True,
+                        max_batch: int = 32) -> str:
+    """Static INT8 ExecuTorch program (``.pte``, XNNPACK delegate) of ``module`` (a task
+    wrapper, :func:`emo.deployment.export_wrapper`; changed in place), calibrated on
+    ``inputs`` (1, 3, H, W) at H, W = ``shape``.
+
+    torchao's PT2E flow with ExecuTorch's ``XNNPACKQuantizer`` (symmetric INT8 weights,
+    per output channel with ``per_channel``; affine INT8 activations; it quantizes
+    convolutions, linears, adds, muls, concatenations and average pooling):
+    :func:`~emo.deployment.executorch.xnnpack_friendly` and ``torch.export`` (dynamic
+    batch up to ``max_batch``), ``prepare_pt2e``, a forward pass per input,
+    ``convert_pt2e``, zero pads kept INT8 (:func:`_requantize_pads`), ``torch.export``
+    again and :func:`~emo.deployment.executorch.lower_to_xnnpack`.
+
+    Writes ``out`` and ``<out>.json`` (the sidecar :class:`ExecuTorchModel` reads:
+    ``metadata``, shape, batch, outputs, plus ``float_ops``, the ops computing in
+    float, and ``undelegated_ops``, those outside XNNPACK); returns ``out``.
+    """
+    import json
+
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from .executorch import lower_to_xnnpack, undelegated_ops, xnnpack_friendly
+    from .program import batch_dim, export_program
+
+    if not str(out).endswith('.pte'):
+        raise ValueError(f'{out}: an ExecuTorch program file ends with .pte')
+    if not len(inputs):
+        raise ValueError('no calibration inputs')
+    shape = tuple(int(s) for s in shape)
+    wrong = [tuple(x.shape) for x in inputs if tuple(x.shape[2:]) != shape]
+    if wrong:
+        raise ValueError(f'calibration inputs must be (1, 3, {shape[0]}, {shape[1]}) (the '
+                         f'exported size; ExecuTorch programs have fixed H, W), got '
+                         f'{wrong[0]}')
+    xnnpack_friendly(module)
+    program = export_program(module, shape, max_batch=max_batch)
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=per_channel))
+    prepared = prepare_pt2e(program.module(), quantizer)
+    with torch.no_grad():
+        for x in inputs:
+            prepared(x.float())
+    converted = convert_pt2e(prepared)
+    _requantize_pads(converted)
+    float_ops = _float_ops_pt2e(converted)
+    example = torch.cat([inputs[0].float()] * 2)
+    with torch.no_grad():
+        program = torch.export.export(converted, (example, ),
+                                      dynamic_shapes=({0: batch_dim(max_batch)}, ))
+    manager = lower_to_xnnpack(program)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'wb') as f:
+        manager.write_to_file(f)
+    side = dict(metadata or {}, shape=json.dumps(list(shape)),
+                max_batch=json.dumps(max_batch),
+                num_outputs=json.dumps(len(program.graph_signature.user_outputs)),
+                quantization='int8 static PT2E (XNNPACKQuantizer'
+                + (', per-channel weights)' if per_channel else ')'),
+                float_ops=json.dumps(float_ops),
+                undelegated_ops=json.dumps(undelegated_ops(manager)))
+    with open(out + '.json', 'w') as f:
+        json.dump(side, f, indent=1)
+    return out
+
+
+def float_ops_executorch(path: str) -> Dict[str, int]:
+    """The ops of an INT8 ``.pte`` (:func:`quantize_executorch`) that compute in float
+    (from its sidecar), with their counts; ops that run outside XNNPACK, in
+    ExecuTorch's portable kernels, are added as ``'portable:<op>'``."""
+    import json
+
+    from .executorch import read_sidecar
+    side = read_sidecar(path)
+    if 'float_ops' not in side:
+        raise ValueError(f'{path}.json has no float_ops: not written by quantize_executorch')
+    ops = json.loads(side['float_ops'])
+    for name in json.loads(side.get('undelegated_ops', '[]')):
+        if name in ('alloc', 'sym_size.int') or name.startswith('executorch_prim'):
+            continue  # memory planning and shape arithmetic
+        ops[f'portable:{name}'] = ops.get(f'portable:{name}', 0) + 1
+    return ops
 
 
 # ---------------------------------------------------------------- evaluation

@@ -4,7 +4,9 @@ The model (re-parameterized deploy form) is exported for the named runtime, cali
 ``--calib-num`` images of ``--calib-data`` taken through the config's own test pipeline
 and data_preprocessor, and quantized with the runtime's own tool:
   onnxruntime  QDQ ONNX (onnxruntime.quantization.quantize_static), per-channel weights;
-  openvino     NNCF (nncf.quantize) on the OpenVINO model.
+  openvino     NNCF (nncf.quantize) on the OpenVINO model;
+  executorch   torchao PT2E with ExecuTorch's XNNPACKQuantizer (per-channel weights),
+               lowered to XNNPACK (.pte, fixed H, W: the config's test size or --shape).
 Written to --out-dir: <name>_fp32.<ext> (the float form, for comparison) and
 <name>_int8.<ext>. The op types left in float are printed. With --eval the fp32 and INT8
 models both run the config's test set with its test_evaluator (Accuracy, CocoMetric,
@@ -14,6 +16,8 @@ fp32 for a classifier. See docs/quantization.md for measured fidelity and speed.
         --backend onnxruntime --out-dir int8/ --eval
     python tools/deployment/quantize.py configs/demo/ssdlite_emo-1m_demo_coco.py \\
         epoch_24.pth --backend openvino --calib-data train --calib-num 64 --eval
+    python tools/deployment/quantize.py configs/demo/emo-1m_demo_cls.py epoch_12.pth \\
+        --backend executorch --calib-data train --eval
 """
 import argparse
 import json
@@ -28,7 +32,11 @@ import torch  # noqa: E402
 
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
-BACKENDS = ('onnxruntime', 'openvino')  # executorch (XNNPACK): not yet
+BACKENDS = ('onnxruntime', 'openvino', 'executorch')
+# ExecuTorch plans memory for a largest batch; --eval runs the test set in batches of it
+# (a program exported for batch <= 32 refused a batch of 50 at 64x64: "resize a bounded
+# tensor with a maximum capacity of 184320 elements")
+ET_MAX_BATCH = 8
 
 
 def get_args(argv=None):
@@ -140,12 +148,37 @@ def quantize_ov(args, cfg, model, meta, inputs, stem):
     return fp32, int8, float_ops_openvino(compiled)
 
 
+def quantize_et(args, cfg, model, meta, inputs, stem):
+    import copy
+
+    from emo.apis import default_shape, task_of
+    from emo.deployment import export_wrapper
+    from emo.deployment.executorch import export_executorch
+    from emo.deployment.quantize import float_ops_executorch, quantize_executorch
+    shape = tuple(args.shape * 2 if args.shape and len(args.shape) == 1 else
+                  args.shape or default_shape(cfg))
+    wrapper = export_wrapper(model)
+    metadata = dict(task=task_of(model), config=osp.basename(cfg.filename),
+                    output_names=json.dumps(wrapper.output_names()),
+                    reparameterized='true')
+    if meta.get('classes'):
+        metadata['classes'] = json.dumps(list(meta['classes']))
+    max_batch = ET_MAX_BATCH
+    fp32 = export_executorch(copy.deepcopy(wrapper), f'{stem}_fp32.pte', shape,
+                             max_batch=max_batch, metadata=metadata)
+    int8 = quantize_executorch(wrapper, f'{stem}_int8.pte', inputs, shape,
+                               metadata=metadata, max_batch=max_batch)
+    return fp32, int8, float_ops_executorch(int8)
+
+
 def inferencer(backend, path, cfg, threads, onnx_path):
-    """The config's pre/post-processing (``ONNXInferencer`` of the fp32 ONNX export)
-    around the runtime model ``path``."""
-    from emo.deployment import ONNXInferencer
+    """The config's pre/post-processing around the runtime model ``path``
+    (``DeployInferencer``; for OpenVINO, the fp32 ONNX export's inferencer)."""
+    from emo.deployment import DeployInferencer, ONNXInferencer
     if backend == 'onnxruntime':
         return ONNXInferencer(path, cfg, threads=threads)
+    if backend == 'executorch':
+        return DeployInferencer(path, cfg, threads=threads)
     inf = ONNXInferencer(onnx_path, cfg, threads=threads)
     if backend == 'openvino':
         from emo.deployment.quantize import openvino_model
@@ -192,6 +225,8 @@ def main(argv=None):
         fp32, int8, float_ops = quantize_ort(args, cfg, model, meta, inputs, stem)
     elif args.backend == 'openvino':
         fp32, int8, float_ops = quantize_ov(args, cfg, model, meta, inputs, stem)
+    elif args.backend == 'executorch':
+        fp32, int8, float_ops = quantize_et(args, cfg, model, meta, inputs, stem)
     else:
         raise ValueError(f'unknown backend {args.backend}')
     print(f'{args.backend}: fp32 {fp32}, INT8 {int8} ({time.perf_counter() - t0:.1f} s)')
@@ -199,6 +234,9 @@ def main(argv=None):
                                or 'nothing'))
     if args.eval:
         from emo.deployment.quantize import compare_on_test_set
+        if args.backend == 'executorch':
+            cfg.test_dataloader.batch_size = min(cfg.test_dataloader.batch_size,
+                                                 ET_MAX_BATCH)
         results = compare_on_test_set(cfg, {
             'fp32': inferencer(args.backend, fp32, cfg, args.threads, f'{stem}_fp32.onnx'),
             'int8': inferencer(args.backend, int8, cfg, args.threads, f'{stem}_fp32.onnx')})
