@@ -150,7 +150,8 @@ def export_executorch(module: nn.Module,
     (the runtime plans memory for that batch). ``module`` is changed in place
     (:func:`prepare_for_export`, and :func:`xnnpack_friendly` unless
     ``friendly=False``). ``metadata`` (strings) goes to ``<path>.json`` with the
-    shape and the output count; returns ``path``."""
+    shape, the output count and the operators left outside XNNPACK
+    (:func:`undelegated_ops`); returns ``path``."""
     if not str(path).endswith('.pte'):
         raise ValueError(f'{path}: an ExecuTorch program file ends with .pte')
     if friendly:
@@ -163,7 +164,8 @@ def export_executorch(module: nn.Module,
         manager.write_to_file(f)
     side = dict(metadata or {}, shape=json.dumps(list(shape)),
                 max_batch=json.dumps(max_batch if dynamic_batch else 1),
-                num_outputs=json.dumps(len(program.graph_signature.user_outputs)))
+                num_outputs=json.dumps(len(program.graph_signature.user_outputs)),
+                portable_ops=json.dumps(undelegated_ops(manager)))
     with open(path + '.json', 'w') as f:
         json.dump(side, f, indent=1)
     return path

@@ -128,10 +128,21 @@ def _export_dynamo(module, path, inputs, input_names, output_names, dynamic_axes
             raise ValueError(
                 f'{path}: the dynamo ONNX exporter could not keep H and W dynamic '
                 f'({type(e).__name__}); for EMO, torch.export cannot (see '
-                'emo.deployment.program). Fix H and W or use the TorchScript exporter '
+                'emo.deployment.program). Fix them or use the TorchScript exporter '
                 '(dynamo=False, --legacy-exporter)') from e
         raise
     program.save(path)
+    import onnx
+    graph_inputs = {i.name: i for i in onnx.load(path, load_external_data=False).graph.input}
+    for name, axes in zip(input_names, shapes):
+        dims = graph_inputs[name].type.tensor_type.shape.dim
+        fixed = sorted(a for a in (axes or {}) if not dims[a].dim_param)
+        if fixed:
+            raise ValueError(
+                f'{path}: the dynamo ONNX exporter fixed the axes {fixed} of {name!r} that '
+                'were asked to be dynamic (torch.export specialized them; for EMO\'s H and '
+                'W it cannot do otherwise, see emo.deployment.program). Fix them or use '
+                'the TorchScript exporter (dynamo=False, --legacy-exporter)')
 
 
 def ort_session(path: str, threads: Optional[int] = None, spinning: bool = True):

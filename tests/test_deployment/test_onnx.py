@@ -1,4 +1,6 @@
-"""ONNX export of EMO models: the ONNX Runtime outputs equal the PyTorch training form.
+"""ONNX export of EMO models: the ONNX Runtime outputs equal the PyTorch training form,
+through both exporters (the TorchScript one with dynamic H and W, the torch.export-based
+one with fixed H and W).
 
 Each model is EMO-1M with random weights and non-trivial BN statistics
 (``reference_emo.randomize_``), in eval mode. The exported graph is the re-parameterized
@@ -162,6 +164,53 @@ def test_detection_head_outputs_and_boxes_equal(exported, name):
         assert all(len(r.pred_instances) > 0 for r in ref)
         detections_equal_outside_ties(head, expected, outs, bounds, metas, ref, got,
                                       min_decided=10)
+
+
+DYNAMO_SHAPES = dict(classifier=(224, 224), deeplabv3=(64, 64), pspnet=(64, 80),
+                     ssdlite=(96, 96), retinanet=(64, 128))
+
+
+@pytest.mark.parametrize('name', sorted(DYNAMO_SHAPES))
+def test_dynamo_exporter_outputs_equal(tmp_path, name):
+    """The torch.export-based exporter (the default where H and W are fixed): every
+    output within the derived float32 bound of the training form's, batch 2 and 1
+    through one graph (dynamic batch, fixed H and W, opset 18)."""
+    model = build(name)
+    reference = copy.deepcopy(model)
+    shape = DYNAMO_SHAPES[name]
+    reparameterize_model(model)
+    wrapper = export_wrapper(model)
+    path = export_onnx(wrapper, str(tmp_path / f'{name}.onnx'), torch.randn(1, 3, *shape),
+                       output_names=wrapper.output_names(),
+                       dynamic_axes=wrapper.dynamic_axes(dynamic_hw=False), dynamo=True)
+    graph = onnx.load(path)
+    assert max(o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx')) == 18
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, *shape]
+    session = ort_session(path, threads=1)
+    for batch in (2, 1):
+        x = torch.randn(batch, 3, *shape)
+        outs, expected = run(session, x), reference_outputs(reference, x)
+        assert len(outs) == len(expected)
+        n = accumulation_length(reference_outputs, reference, x[:1])
+        for i, (got, exp) in enumerate(zip(outs, expected)):
+            assert_close_derived(got, exp, n, what=f'{name} b{batch} output {i}')
+
+
+def test_default_exporter_is_torchscript_for_dynamic_hw(tmp_path):
+    """dynamo=None (the default) picks the torch.export-based exporter when only the
+    batch is dynamic (opset 18) and the TorchScript one for dynamic H and W (opset 17,
+    the H and W axes symbolic in the graph)."""
+    module = nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU())
+
+    def exported(axes):
+        graph = onnx.load(export_onnx(module, str(tmp_path / 'c.onnx'),
+                                      torch.randn(1, 3, 8, 8), dynamic_axes=axes))
+        opset = max(o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx'))
+        dims = graph.graph.input[0].type.tensor_type.shape.dim
+        return opset, [bool(d.dim_param) for d in dims]
+    assert exported({'input': {0: 'batch'}}) == (18, [True, False, False, False])
+    assert exported({'input': {0: 'b', 2: 'h', 3: 'w'}}) == (17, [True, False, True, True])
 
 
 def test_reparameterized_export_is_the_deploy_form(tmp_path):

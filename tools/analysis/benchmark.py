@@ -35,6 +35,8 @@ Examples:
         --peers edgenext-xxsmall_3rdparty_in1k mobilenet-v3-large_8xb128_in1k --threads 2
     python tools/analysis/benchmark.py configs/classification/emo-*_8xb256_in1k.py \\
         --backend pytorch onnxruntime --deploy --out work_dirs/benchmark/ort.json
+    python tools/analysis/benchmark.py configs/classification/emo-1m_8xb256_in1k.py \
+        --peers edgenext-xxsmall_3rdparty_in1k --backend executorch openvino --deploy
     python tools/analysis/benchmark.py configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py \\
         --part model --batch-size 8              # the whole detector at 320x320
     python tools/analysis/benchmark.py CONFIG --train --amp --channels-last --device cuda
@@ -63,7 +65,7 @@ from emo.apis import default_shape  # noqa: E402
 from emo.utils import keep_freed_memory, model_complexity  # noqa: E402
 from emo.apis.launch import DictAction, load_config  # noqa: E402
 
-BACKENDS = ('pytorch', 'onnxruntime')
+BACKENDS = ('pytorch', 'onnxruntime', 'executorch', 'openvino')
 
 
 def get_args(argv=None):
@@ -95,9 +97,10 @@ def get_args(argv=None):
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
                         help='cuda: synchronized around every timing (default: cpu)')
     parser.add_argument('--backend', nargs='+', choices=BACKENDS, default=['pytorch'],
-                        help='one or more (default: pytorch); onnxruntime exports every '
-                        'model (ONNX, opset 17, one file per batch size) to a temporary '
-                        'folder and times its session')
+                        help='one or more (default: pytorch); the others export every '
+                        'model to a temporary folder and time it there: onnxruntime (ONNX, '
+                        'one file per batch size), executorch (XNNPACK .pte, batch dynamic '
+                        'up to --batch-size), openvino (float32 IR, CPU, f32 precision)')
     parser.add_argument('--rounds', type=int, default=5,
                         help='timing rounds over all models; min / median / max are '
                         'over them (default: 5)')
@@ -147,13 +150,13 @@ def get_args(argv=None):
     if args.warmup < 0 or (args.threads is not None and args.threads < 1):
         parser.error('--warmup must be >= 0 and --threads >= 1')
     args.backend = list(dict.fromkeys(args.backend))
-    if 'onnxruntime' in args.backend:
+    for backend in set(args.backend) - {'pytorch'}:
         for opt in ('train', 'amp', 'channels_last'):
             if getattr(args, opt):
                 parser.error(f'--{opt.replace("_", "-")} applies to --backend pytorch '
-                             'only (ONNX Runtime runs the exported float32 graph)')
+                             f'only ({backend} runs the exported float32 graph)')
         if args.device == 'cuda':
-            parser.error('--backend onnxruntime runs on --device cpu only here')
+            parser.error(f'--backend {backend} runs on --device cpu only here')
     if args.train and args.deploy:
         parser.error('--deploy is an inference form (BatchNorms folded away); not with '
                      '--train')
@@ -416,6 +419,47 @@ class OrtRunner:
         return out
 
 
+class ExecuTorchRunner:
+    """The module exported for ExecuTorch's XNNPACK delegate (one ``.pte``, batch
+    dynamic up to the benchmark's), run through ``executorch.runtime``."""
+
+    def __init__(self, entry, args, folder, index):
+        import copy
+        from emo.deployment.executorch import ExecuTorchModel, export_executorch
+        path = export_executorch(copy.deepcopy(entry.module), osp.join(folder, f'{index:02d}.pte'),
+                                 entry.shape, max_batch=max(args.batch_size, 2))
+        self.model = ExecuTorchModel(path, threads=args.threads or 1)
+        g = torch.Generator().manual_seed(0)
+        self.inputs = {b: torch.randn(b, 3, *entry.shape, generator=g)
+                       for b in (args.batch_size, 1)}
+        self.out_dtype = 'torch.float32'
+
+    def __call__(self, batch_size):
+        return self.model.method.execute([self.inputs[batch_size]])
+
+
+class OpenVINORunner:
+    """The module converted to OpenVINO IR (float32, batch dynamic) and compiled for the
+    CPU with INFERENCE_PRECISION_HINT f32, one infer request."""
+
+    def __init__(self, entry, args, folder, index):
+        import copy
+        from emo.deployment.openvino import OpenVINOModel, export_openvino
+        path = export_openvino(copy.deepcopy(entry.module), osp.join(folder, f'{index:02d}.xml'),
+                               entry.shape)
+        self.model = OpenVINOModel(path, threads=args.threads)
+        g = torch.Generator().manual_seed(0)
+        self.inputs = {b: torch.randn(b, 3, *entry.shape, generator=g).numpy()
+                       for b in (args.batch_size, 1)}
+        self.out_dtype = 'numpy.float32'
+
+    def __call__(self, batch_size):
+        return self.model.request.infer([self.inputs[batch_size]])
+
+
+RUNNERS = dict(onnxruntime=OrtRunner, executorch=ExecuTorchRunner, openvino=OpenVINORunner)
+
+
 def timed(step, batch_size, iters, device):
     """Seconds for ``iters`` calls of ``step(batch_size)``."""
     if device.type == 'cuda':
@@ -452,7 +496,7 @@ def run(args):
             for i, e in enumerate(entries):
                 try:
                     step = (TorchRunner(e, args, device) if backend == 'pytorch' else
-                            OrtRunner(e, args, folder, i))
+                            RUNNERS[backend](e, args, folder, i))
                     for b in sizes:  # warm-up; the first call also checks that it runs
                         for _ in range(max(args.warmup, 1)):
                             step(b)
@@ -518,6 +562,14 @@ def machine_info(args):
         import onnxruntime
         info['onnxruntime'] = onnxruntime.__version__
         info['onnxruntime_threads'] = args.threads or 'default'
+    if 'executorch' in args.backend:
+        import executorch
+        info['executorch'] = getattr(executorch, '__version__', '1.5.1')
+        info['executorch_threads'] = args.threads or 1
+    if 'openvino' in args.backend:
+        import openvino
+        info['openvino'] = openvino.__version__
+        info['openvino_threads'] = args.threads or 'default'
     if args.device == 'cuda':
         info['gpu'] = torch.cuda.get_device_name()
         info['cuda'] = torch.version.cuda
