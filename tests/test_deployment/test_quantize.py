@@ -18,6 +18,8 @@ fp32's margin exceeds twice the bound (``decisions_equal_outside_ties``): a brok
 quantization (a wrong scale, a collapsed model) fails both.
 """
 import collections
+import copy
+import json
 import os.path as osp
 import re
 
@@ -32,10 +34,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import emo  # noqa: F401
 from emo.apis import build_model_from_cfg, reparameterize_model
 from emo.deployment import ONNXInferencer, export_onnx, export_wrapper
+from emo.deployment.executorch import ExecuTorchModel
+from emo.deployment.program import export_program
 from emo.deployment.quantize import (calibration_images, calibration_inputs,
-                                     compare_on_test_set, float_ops_onnx,
-                                     float_ops_openvino, openvino_model,
-                                     quantize_onnxruntime, quantize_openvino)
+                                     compare_on_test_set, float_ops_executorch,
+                                     float_ops_onnx, float_ops_openvino, openvino_model,
+                                     quantize_executorch, quantize_onnxruntime,
+                                     quantize_openvino)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
@@ -179,6 +184,42 @@ def test_openvino_int8_keeps_decisions(probe, ov_int8):
         if op.get_rt_info()['layerType'].astype(str) == 'Convolution')
     assert precisions['i8'] + precisions['u8'] > precisions['f32'], precisions
     assert float_ops_openvino(compiled).get('Convolution', 0) == precisions['f32']
+
+
+def program_depth(module, shape):
+    """Convolutions / linears (each one XNNPACKQuantizer quantizes) on the longest path
+    of ``module``'s exported graph."""
+    depth = {}
+    for n in export_program(module, shape, dynamic_batch=False).graph.nodes:
+        d = max((depth.get(a, 0) for a in n.all_input_nodes), default=0)
+        depth[n] = d + (n.target in (torch.ops.aten.conv2d.default,
+                                     torch.ops.aten.linear.default))
+    return max(depth.values())
+
+
+def test_executorch_int8_keeps_decisions(probe, tmp_path):
+    """XNNPACK INT8 .pte (torchao PT2E) of the probe: logits within the bound, the
+    convolutions and linears in INT8 (only the listed ops float), and it loads where
+    the unfixed program failed (EMO's window padding)."""
+    cfg, model, inputs, _, _ = probe
+    with torch.no_grad():
+        ref = model(inputs, mode='tensor')
+    wrapper = export_wrapper(copy.deepcopy(model))
+    path = quantize_executorch(wrapper, str(tmp_path / 'int8.pte'), list(inputs.split(1)),
+                               (64, 64), metadata=dict(task='classification'), max_batch=4)
+    side = json.load(open(path + '.json'))
+    assert side['task'] == 'classification' and json.loads(side['shape']) == [64, 64]
+    runtime = ExecuTorchModel(path)
+    got = torch.cat([runtime(x)[0] for x in inputs.split(4)])
+    assert_int8_close(got, ref, program_depth(wrapper, (64, 64)))
+    float_ops = float_ops_executorch(path)
+    assert not {'conv2d', 'linear'} & set(float_ops), float_ops
+    assert float_ops.get('scaled_dot_product_attention', 0) > 0  # attention stays float
+    with pytest.raises(ValueError, match=r'must be \(1, 3, 64, 64\).*\(1, 3, 32, 32\)'):
+        quantize_executorch(wrapper, str(tmp_path / 'x.pte'), [inputs[:1, :, :32, :32]],
+                            (64, 64))
+    with pytest.raises(ValueError, match='ends with .pte'):
+        quantize_executorch(wrapper, str(tmp_path / 'x.onnx'), [inputs[:1]], (64, 64))
 
 
 def test_openvino_reports_float_ops_and_refuses_unknown(probe, ort_int8, tmp_path):
