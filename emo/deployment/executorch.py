@@ -61,7 +61,13 @@ class ChannelLayerNorm(nn.Module):
         (channels, ) = ln.normalized_shape
         return cls(channels, ln.eps, ln.weight, ln.bias)
 
-    def forward(self, x):
+    def forward(self, x, data_format: str = 'channel_first'):
+        """``data_format='channel_last'`` (mmpretrain's LayerNorm2d call on (B, H, W, C),
+        e.g. in ConvNeXt blocks): plain ``F.layer_norm`` over the last axis."""
+        if data_format == 'channel_last':
+            flat = (lambda t: None if t is None else t.flatten())
+            return F.layer_norm(x, x.shape[-1:], flat(self.weight), flat(self.bias),
+                                self.eps)
         d = x - F.conv2d(x, self.avg)
         y = d * torch.rsqrt(F.conv2d(d * d, self.avg) + self.eps)
         if self.weight is not None:
@@ -90,8 +96,8 @@ def xnnpack_friendly(module: nn.Module) -> int:
     """Replace, in place, every channel LayerNorm of an NCHW map (EMO's and mmpretrain's
     ``LayerNorm2d``) with the equivalent :class:`ChannelLayerNorm`; returns how many.
 
-    mmpretrain's ``LayerNorm2d`` also has a ``channel_last`` mode: a model that calls it
-    that way (none of the peers in the benchmark does) must not be converted."""
+    mmpretrain's ``LayerNorm2d`` also has a ``channel_last`` mode (ConvNeXt blocks, e.g.
+    in EdgeNeXt): :class:`ChannelLayerNorm` computes it with ``F.layer_norm``."""
     count = 0
     for name, child in list(module.named_modules()):
         ln = _channel_layer_norm(child)

@@ -142,6 +142,14 @@ def test_channel_layer_norm_equals_layer_norm2d():
     with torch.no_grad():
         # mean and variance over C=24 channels: n counted on the reference run
         assert_close_derived(conv_form(x), ln(x), accumulation_length(ln, x))
+    from mmpretrain.models.utils import LayerNorm2d as MMPretrainLN2d
+    mm_ln = MMPretrainLN2d(24, eps=1e-6)
+    nn.init.normal_(mm_ln.weight)
+    converted = ChannelLayerNorm.from_layer_norm(mm_ln)
+    with torch.no_grad():
+        for fmt, t in (('channel_first', x), ('channel_last', x.permute(0, 2, 3, 1))):
+            assert_close_derived(converted(t, data_format=fmt), mm_ln(t, data_format=fmt),
+                                 accumulation_length(mm_ln, t, data_format=fmt))
     module = nn.Sequential(nn.Conv2d(3, 24, 1), LayerNorm2d(24), nn.Sequential(LayerNorm2d(24)))
     assert xnnpack_friendly(module) == 2
     assert isinstance(module[1], ChannelLayerNorm) and isinstance(module[2][0],
