@@ -155,8 +155,11 @@ def quantize_et(args, cfg, model, meta, inputs, stem):
     from emo.deployment import export_wrapper
     from emo.deployment.executorch import export_executorch
     from emo.deployment.quantize import float_ops_executorch, quantize_executorch
+    # fixed H, W: the size the test pipeline makes (that of the calibration inputs when
+    # they share one, e.g. a segmentor's keep-ratio resize), else the config's
+    sizes = {tuple(x.shape[2:]) for x in inputs}
     shape = tuple(args.shape * 2 if args.shape and len(args.shape) == 1 else
-                  args.shape or default_shape(cfg))
+                  args.shape or (sizes.pop() if len(sizes) == 1 else default_shape(cfg)))
     wrapper = export_wrapper(model)
     metadata = dict(task=task_of(model), config=osp.basename(cfg.filename),
                     output_names=json.dumps(wrapper.output_names()),
