@@ -162,8 +162,12 @@ def export_executorch(module: nn.Module,
         raise ValueError(f'{path}: an ExecuTorch program file ends with .pte')
     if friendly:
         xnnpack_friendly(module)
+    dynamic_batch = dynamic_batch and max_batch > 1
+    # ExecuTorch plans memory for the example's sizes: an example batch below
+    # ``max_batch`` makes larger inputs fail ("set_inputs() ... failed with error 0x10")
+    example = torch.randn(max_batch if dynamic_batch else 1, 3, *shape)
     program = export_program(module, shape, dynamic_batch=dynamic_batch,
-                             max_batch=max_batch)
+                             max_batch=max_batch, example=example)
     manager = lower_to_xnnpack(program)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'wb') as f:

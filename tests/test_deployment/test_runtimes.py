@@ -72,7 +72,7 @@ def exported(tmp_path_factory):
             out = tmp_path_factory.mktemp(f'{backend}_{variant}')
             if backend == 'executorch':
                 path = export_executorch(wrapper, str(out / 'm.pte'), (224, 224),
-                                         max_batch=2, metadata=dict(task=wrapper.task))
+                                         max_batch=3, metadata=dict(task=wrapper.task))
                 runtime = ExecuTorchModel(path, threads=1)
             elif backend == 'openvino':
                 path = export_openvino(wrapper, str(out / 'm.xml'), (224, 224),
@@ -93,11 +93,11 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_executorch_logits_equal(exported, variant):
     reference, runtime = exported(variant, 'executorch')
-    for batch in (2, 1):  # dynamic batch: one program for both
+    for batch in (3, 1):  # dynamic batch up to max_batch: one program
         x = torch.randn(batch, 3, 224, 224)
         check_logits(reference, runtime(x)[0], x)
-    with pytest.raises(ValueError, match='at most 2 images'):
-        runtime(torch.randn(3, 3, 224, 224))
+    with pytest.raises(ValueError, match='at most 3 images'):
+        runtime(torch.randn(4, 3, 224, 224))
     with pytest.raises(ValueError, match=r'takes H, W = \[224, 224\]'):
         runtime(torch.randn(1, 3, 97, 131))
 
