@@ -421,11 +421,21 @@ _ET_DATA_MOVES = {'view', 'reshape', '_unsafe_view', 'permute', 'transpose', 't'
                   '_guards_fn'}
 
 
+# activations XNNPACK's quantizer fuses into the preceding convolution / linear
+_FUSED_ACTS = {'relu', 'relu_', 'hardtanh', 'hardtanh_'}
+_ANCHORS = {'conv2d', 'linear', 'add', 'add_', 'mul', 'mul_'}
+
+
+def _name(node) -> str:
+    return getattr(node.target, '__name__', str(node.target)).split('.')[0]
+
+
 def _float_ops_pt2e(gm: torch.fx.GraphModule) -> Dict[str, int]:
     """Ops of a converted PT2E graph that compute in float, with their counts: every
     op other than quantize/dequantize and data moves that has an input not produced by
     a dequantize or an output not consumed only by quantizes (the rule of
-    :func:`float_ops_onnx`)."""
+    :func:`float_ops_onnx`; a convolution, linear, add or mul followed by a ReLU /
+    hardtanh and then a quantize is one fused INT8 op)."""
     qd_names = ('quantize_per_tensor', 'dequantize_per_tensor', 'quantize_per_channel',
                 'dequantize_per_channel')
     counts = collections.Counter()
@@ -439,10 +449,14 @@ def _float_ops_pt2e(gm: torch.fx.GraphModule) -> Dict[str, int]:
         if isinstance(val, torch.Tensor) and not val.is_floating_point():
             continue
         ins = [a for a in n.all_input_nodes if a.op == 'call_function']
-        dq_in = ins and all(getattr(a.target, '__name__', '').startswith('dequantize')
-                            for a in ins)
-        q_out = n.users and all(getattr(u.target, '__name__', '').startswith('quantize')
-                                for u in n.users)
+        if name in _FUSED_ACTS and len(ins) == 1 and _name(ins[0]) in _ANCHORS:
+            ins = [a for a in ins[0].all_input_nodes if a.op == 'call_function']
+        dq_in = ins and all(_name(a).startswith('dequantize') for a in ins)
+        q_out = n.users and all(
+            _name(u).startswith('quantize') or (
+                name in _ANCHORS and _name(u) in _FUSED_ACTS and u.users
+                and all(_name(v).startswith('quantize') for v in u.users))
+            for u in n.users)
         if not (dq_in and q_out):
             counts[name] += 1
     return dict(counts.most_common())
