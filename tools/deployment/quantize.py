@@ -6,7 +6,10 @@ and data_preprocessor, and quantized with the runtime's own tool:
   onnxruntime  QDQ ONNX (onnxruntime.quantization.quantize_static), per-channel weights;
   openvino     NNCF (nncf.quantize) on the OpenVINO model;
   executorch   torchao PT2E with ExecuTorch's XNNPACKQuantizer (per-channel weights),
-               lowered to XNNPACK (.pte, fixed H, W: the config's test size or --shape).
+               lowered to XNNPACK (.pte, fixed H, W: --shape, else the calibration
+               images' size when they share one, else the config's test size; ops kept
+               in float or outside XNNPACK are listed in <file>.pte.json). --eval runs
+               the fp32 and INT8 .pte with DeployInferencer, test batches of <= 8.
 Written to --out-dir: <name>_fp32.<ext> (the float form, for comparison) and
 <name>_int8.<ext>. The op types left in float are printed. With --eval the fp32 and INT8
 models both run the config's test set with its test_evaluator (Accuracy, CocoMetric,
@@ -81,7 +84,8 @@ def get_args(argv=None):
                         'config\'s test size)')
     parser.add_argument('--eval', action='store_true',
                         help='evaluate fp32 and INT8 on the config\'s test set')
-    parser.add_argument('--threads', type=int, help='runtime threads for --eval')
+    parser.add_argument('--threads', type=int, help='runtime threads for --eval '
+                        '(ExecuTorch: the process-wide XNNPACK threadpool)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
