@@ -99,8 +99,8 @@ def get_args(argv=None):
     parser.add_argument('--backend', nargs='+', choices=BACKENDS, default=['pytorch'],
                         help='one or more (default: pytorch); the others export every '
                         'model to a temporary folder and time it there: onnxruntime (ONNX, '
-                        'one file per batch size), executorch (XNNPACK .pte, batch dynamic '
-                        'up to --batch-size), openvino (float32 IR, CPU, f32 precision)')
+                        'one file per batch size), executorch (XNNPACK .pte, one per batch '
+                        'size), openvino (float32 IR, CPU, f32 precision)')
     parser.add_argument('--rounds', type=int, default=5,
                         help='timing rounds over all models; min / median / max are '
                         'over them (default: 5)')
@@ -420,22 +420,25 @@ class OrtRunner:
 
 
 class ExecuTorchRunner:
-    """The module exported for ExecuTorch's XNNPACK delegate (one ``.pte``, batch
-    dynamic up to the benchmark's), run through ``executorch.runtime``."""
+    """The module exported for ExecuTorch's XNNPACK delegate, one ``.pte`` per batch
+    size (some peers, e.g. EdgeNeXt, fix the batch inside their XNNPACK partitions),
+    run through ``executorch.runtime``."""
 
     def __init__(self, entry, args, folder, index):
         import copy
         from emo.deployment.executorch import ExecuTorchModel, export_executorch
-        path = export_executorch(copy.deepcopy(entry.module), osp.join(folder, f'{index:02d}.pte'),
-                                 entry.shape, max_batch=max(args.batch_size, 2))
-        self.model = ExecuTorchModel(path, threads=args.threads or 1)
         g = torch.Generator().manual_seed(0)
-        self.inputs = {b: torch.randn(b, 3, *entry.shape, generator=g)
-                       for b in (args.batch_size, 1)}
+        self.models, self.inputs = {}, {}
+        for b in (args.batch_size, 1):
+            path = export_executorch(copy.deepcopy(entry.module),
+                                     osp.join(folder, f'{index:02d}_b{b}.pte'), entry.shape,
+                                     max_batch=b)
+            self.models[b] = ExecuTorchModel(path, threads=args.threads or 1)
+            self.inputs[b] = torch.randn(b, 3, *entry.shape, generator=g)
         self.out_dtype = 'torch.float32'
 
     def __call__(self, batch_size):
-        return self.model.method.execute([self.inputs[batch_size]])
+        return self.models[batch_size].method.execute([self.inputs[batch_size]])
 
 
 class OpenVINORunner:
