@@ -51,13 +51,13 @@ $(STAMP): $(REQS)
 	$(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"; \
 	cat $(REQS) > $(STAMP)
 
-# The suite on 2 workers (one thread each, files kept whole so module fixtures run once),
-# the 15 slowest tests listed; then the numerical tests (marker `numerical`, see
+# The suite on 2 workers (one thread each; a file's tests on one worker, so that its module
+# fixtures run once, the slowest files first: tests/conftest.py), the 15 slowest listed; then the numerical tests (marker `numerical`, see
 # tests/conftest.py) again with a lesser CPU forced: PyTorch's kernels at AVX2 (ATen and
 # oneDNN), as on CPUs without AVX-512. ONNX Runtime has no runtime ISA switch (MLAS picks
 # its kernels from CPUID), so its side runs as the machine is in both passes.
 LOWER_CPU ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
-PYTEST_XDIST ?= -n 2 --dist loadfile
+PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)

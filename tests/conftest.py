@@ -74,10 +74,42 @@ def pytest_configure(config):
         torch.set_num_threads(THREADS)
 
 
+# Scheduling on xdist workers (make test: --dist loadfile --no-loadscope-reorder): a
+# file's tests run on one worker, so that its module fixtures run once, except in SPLIT
+# files (heavy tests that share nothing: spread over the workers); files run in the order
+# of HEAVY_FIRST (the slowest first, as measured), then in collection order.
+SPLIT = ('test_tools/test_dist_cpu.py', 'test_tools/test_resume.py')
+HEAVY_FIRST = ('test_deployment/test_runtimes.py', 'test_deployment/test_quantize.py',
+               'test_tools/test_dist_cpu.py', 'test_tools/test_resume.py',
+               'test_deployment/test_onnx.py', 'test_tools/test_benchmark.py')
+
+
+def _module_path(nodeid):
+    return nodeid.split('::')[0].split('tests/', 1)[-1]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the tests of SPLIT files scheduled one by one."""
+    if config.getoption('dist') != 'loadfile':
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+
+        def _split_scope(self, nodeid):
+            path = nodeid.split('::')[0]
+            return nodeid if _module_path(nodeid) in SPLIT else path
+
+    return FileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     import inspect
 
     import helpers
+    rank = {path: i for i, path in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(_module_path(item.nodeid), len(rank)))
     numerical = {}  # module -> names whose call makes a test numerical
     for item in items:
         module = getattr(item, 'module', None)
