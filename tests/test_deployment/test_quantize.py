@@ -154,7 +154,7 @@ def test_onnxruntime_int8_keeps_decisions(probe, ort_int8):
     with torch.no_grad():
         ref = model(inputs, mode='tensor')
     assert (ref.argmax(1) == labels).float().mean() > 0.9  # the probe fits its images
-    sess = ONNXInferencer(int8, cfg).session
+    sess = ONNXInferencer(int8, cfg).runtime.session
     got = torch.from_numpy(sess.run(None, {'input': inputs.numpy()})[0])
     assert_int8_close(got, ref, onnx_depth(int8))
     # and the model is INT8: Conv / MatMul / Gemm run as QLinear kernels
