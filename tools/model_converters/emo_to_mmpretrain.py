@@ -28,17 +28,21 @@ def convert(src, dst, arch=None, num_classes=None):
     state_dict = unwrap_state_dict(load_from_local(src, map_location='cpu'))
     converted = official_to_mmpretrain(state_dict)
     if arch:
+        from mmengine.registry import DefaultScope
         from mmpretrain.models import ImageClassifier
 
         import emo  # noqa: F401
         from emo.models import EMO
         widths = EMO.arch_settings[arch]['widths']
         head = converted.get('head.fc.weight')
-        model = ImageClassifier(
-            backbone=dict(type='EMO', arch=arch),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', in_channels=widths[-1],
-                      num_classes=num_classes or (len(head) if head is not None else 1000)))
+        # mmpretrain's registry whatever scope the calling process has set
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            model = ImageClassifier(
+                backbone=dict(type='EMO', arch=arch),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', in_channels=widths[-1],
+                          num_classes=num_classes or (len(head) if head is not None
+                                                      else 1000)))
         result = model.load_state_dict(converted, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise ValueError(f'{src} does not fit EMO-{arch.upper()}: missing '
