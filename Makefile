@@ -59,8 +59,15 @@ $(STAMP): $(REQS)
 LOWER_CPU ?= ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
+# Both passes share one fresh folder (EMO_TEST_SHARED, removed afterwards) for what is made
+# once per run (demo data, trainings, exported and quantized files: tests/helpers.py
+# shared_dir); the second pass reruns every comparison on them.
 test: install
-	$(PY) -m pytest tests $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)
+	@set -e; shared=$$(mktemp -d -t emo-test-XXXXXX); trap 'rm -rf "$$shared"' EXIT; \
+	export EMO_TEST_SHARED=$$shared; \
+	echo "[test] pass 1: the suite, this CPU as it is"; \
+	$(PY) -m pytest tests $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS); \
+	echo "[test] pass 2: the numerical tests with $(LOWER_CPU)"; \
 	$(LOWER_CPU) $(PY) -m pytest tests -m numerical $(PYTEST_XDIST) --durations=5 $(PYTEST_ARGS)
 
 # The edit loop: everything but the tool tests (subprocess trainings and exports).

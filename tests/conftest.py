@@ -77,11 +77,17 @@ def pytest_configure(config):
 # Scheduling on xdist workers (make test: --dist loadfile --no-loadscope-reorder): a
 # file's tests run on one worker, so that its module fixtures run once, except in SPLIT
 # files (heavy tests that share nothing: spread over the workers); files run in the order
-# of HEAVY_FIRST (the slowest first, as measured), then in collection order.
+# of HEAVY_FIRST (the slowest first, as measured: longest first keeps the two workers'
+# loads even, with only short files left for the end), then in collection order.
 SPLIT = ('test_tools/test_dist_cpu.py', 'test_tools/test_resume.py')
 HEAVY_FIRST = ('test_deployment/test_runtimes.py', 'test_deployment/test_quantize.py',
                'test_tools/test_dist_cpu.py', 'test_tools/test_resume.py',
-               'test_deployment/test_onnx.py', 'test_tools/test_benchmark.py')
+               'test_deployment/test_onnx.py', 'test_tools/test_benchmark.py',
+               'test_tools/test_deployment_tools.py', 'test_configs/test_detection_configs.py',
+               'test_utils/test_allocator.py', 'test_tools/test_bad_inputs.py',
+               'test_tools/test_make_demo_data.py', 'test_patches.py',
+               'test_configs/test_segmentation_configs.py', 'test_tools/test_analyze_logs.py',
+               'test_tools/test_browse_dataset.py')
 
 
 def _module_path(nodeid):

@@ -2,6 +2,8 @@
 import importlib.util
 import os
 import os.path as osp
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -126,16 +128,29 @@ def run_tool(relpath, *args, cwd=REPO, check=True, timeout=600, env=None):
 
 
 def shared_dir(tmp_path_factory, name, make):
-    """``<run's temp root>/name``, filled by ``make(path)`` by the first worker that asks
-    for it; the others wait on its lock and reuse it (without xdist: made once)."""
+    """``<root>/name``, filled by ``make(path)`` by the first process that asks for it;
+    the others wait on its lock and reuse it. The root is ``$EMO_TEST_SHARED`` when set
+    (``make test`` sets a fresh folder for its two passes, so the lower-capability pass
+    reuses the demo data, trainings and exported files of the first one), else this run's
+    temp folder (shared by its xdist workers).
+
+    What goes here is made once per ``make test``: data, checkpoints and exported graphs,
+    i.e. what a later pass only reads; every comparison runs in each pass."""
     from filelock import FileLock
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get('PYTEST_XDIST_WORKER'):
-        root = root.parent  # the folder of this run's workers
+    root = os.environ.get('EMO_TEST_SHARED')
+    if root:
+        root = pathlib.Path(root)
+    else:
+        root = tmp_path_factory.getbasetemp()
+        if os.environ.get('PYTEST_XDIST_WORKER'):
+            root = root.parent  # the folder of this run's workers
     path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + '.lock'):
         if not (path / '.done').exists():
-            path.mkdir(parents=True, exist_ok=True)
+            if path.exists():  # a make() that failed half-way
+                shutil.rmtree(path)
+            path.mkdir(parents=True)
             make(str(path))
             (path / '.done').touch()
     return str(path)

@@ -307,7 +307,8 @@ def quantize_openvino(model_fp32: str,
                       inputs: Sequence[torch.Tensor],
                       transformer: bool = False,
                       ignored_types: Sequence[str] = (),
-                      fast_bias_correction: bool = True) -> str:
+                      fast_bias_correction: bool = True,
+                      overflow_fix: str = 'enable') -> str:
     """Static INT8 OpenVINO model (``.xml`` + ``.bin``) of ``model_fp32`` (an ``.onnx``
     or OpenVINO ``.xml``), calibrated on ``inputs`` with NNCF's ``nncf.quantize``.
 
@@ -320,6 +321,15 @@ def quantize_openvino(model_fp32: str,
             e.g. ``MatMul``; a type the model does not have raises ``ValueError``.
         fast_bias_correction: NNCF's default bias correction (False: the slower full
             one).
+        overflow_fix: NNCF's ``OverflowFix``: 'enable' (default here) quantizes every
+            weight to 7 bits, so that the u8 x s8 pair sums of CPUs without VNNI
+            (``vpmaddubsw`` on AVX2 and plain AVX-512) cannot saturate their int16 and the
+            model computes the same on every x86 CPU; 'first_layer' (NNCF's default) does
+            so for the first layer only, 'disable' for none. Measured on the demo probe
+            (tests/test_deployment/test_quantize.py) with OpenVINO's kernels at AVX2
+            (``ONEDNN_MAX_CPU_ISA=AVX2``): NNCF's default raised the INT8 error by half
+            and flipped decisions that the 7-bit weights keep; on this VNNI machine the
+            7-bit weights cost about 10% more error (docs/quantization.md).
 
     The model is quantized with the dynamic shapes it was exported with (NNCF's
     statistics fail on EMO's attention reshapes once the shapes are made static).
@@ -337,7 +347,13 @@ def quantize_openvino(model_fp32: str,
     if missing:
         raise ValueError(f'{model_fp32} has no {", ".join(missing)} op to keep in float; '
                          f'its op types: {", ".join(sorted(types))}')
+    fixes = dict(enable=nncf.OverflowFix.ENABLE, first_layer=nncf.OverflowFix.FIRST_LAYER,
+                 disable=nncf.OverflowFix.DISABLE)
+    if overflow_fix not in fixes:
+        raise ValueError(f'overflow_fix must be one of {sorted(fixes)}, got {overflow_fix!r}')
     kwargs = dict(model_type=nncf.ModelType.TRANSFORMER) if transformer else {}
+    kwargs['advanced_parameters'] = nncf.AdvancedQuantizationParameters(
+        overflow_fix=fixes[overflow_fix])
     if ignored_types:
         kwargs['ignored_scope'] = nncf.IgnoredScope(types=list(ignored_types))
     quantized = nncf.quantize(
@@ -478,7 +494,8 @@ def quantize_executorch(module: torch.nn.Module,
     per output channel with ``per_channel``; affine INT8 activations; it quantizes
     convolutions, linears, adds, muls, concatenations and average pooling):
     :func:`~emo.deployment.executorch.xnnpack_friendly` and ``torch.export`` (dynamic
-    batch up to ``max_batch``), ``prepare_pt2e``, a forward pass per input,
+    batch up to ``max_batch``; batch 1 fixed for ``max_batch=1``, which lowers in
+    about half the time into fewer XNNPACK partitions), ``prepare_pt2e``, a forward pass per input,
     ``convert_pt2e``, zero pads kept INT8 (:func:`_requantize_pads`), ``torch.export``
     again and :func:`~emo.deployment.executorch.lower_to_xnnpack`.
 
@@ -512,7 +529,8 @@ def quantize_executorch(module: torch.nn.Module,
                          f'exported size; ExecuTorch programs have fixed H, W), got '
                          f'{wrong[0]}')
     xnnpack_friendly(module)
-    program = export_program(module, shape, max_batch=max_batch)
+    dynamic = max_batch > 1
+    program = export_program(module, shape, dynamic_batch=dynamic, max_batch=max_batch)
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=per_channel))
     for t in (ChannelLayerNorm, ) if float_types is None else float_types:
@@ -524,10 +542,11 @@ def quantize_executorch(module: torch.nn.Module,
     converted = convert_pt2e(prepared)
     _requantize_pads(converted)
     float_ops = _float_ops_pt2e(converted)
-    example = torch.cat([inputs[0].float()] * 2)
+    example = torch.cat([inputs[0].float()] * (2 if dynamic else 1))
     with torch.no_grad():
-        program = torch.export.export(converted, (example, ),
-                                      dynamic_shapes=({0: batch_dim(max_batch)}, ))
+        program = torch.export.export(
+            converted, (example, ),
+            dynamic_shapes=({0: batch_dim(max_batch)}, ) if dynamic else None)
     manager = lower_to_xnnpack(program)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'wb') as f:

@@ -5,7 +5,8 @@ one with fixed H and W).
 Each model is EMO-1M with random weights and non-trivial BN statistics
 (``reference_emo.randomize_``), in eval mode. The exported graph is the re-parameterized
 backbone (``switch_to_deploy``) when the backbone has it; the reference is a copy of the
-model before that, i.e. the training form. One export per model (module fixtures).
+model before that, i.e. the training form. One export per model and ``make test``
+(``helpers.shared_dir``).
 Outputs are compared within the derived float32 bound of ``helpers.float32_bound``
 (10 * eps32 * sqrt(n) * max|reference|, n the accumulation length counted on the
 reference run), decisions (argmax, detections) only where they are not near-ties.
@@ -21,7 +22,8 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from helpers import (accumulation_length, assert_close_derived,
-                     decisions_equal_outside_ties, detections_equal_outside_ties)
+                     decisions_equal_outside_ties, detections_equal_outside_ties,
+                     shared_dir)
 from reference_emo import randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -85,10 +87,10 @@ def exported(tmp_path_factory):
         if name not in cache:
             model = build(name)
             reference = copy.deepcopy(model)
-            path = tmp_path_factory.mktemp('onnx') / f'{name}.onnx'
             # the classifier too with dynamic H, W: one graph for 224 and an odd size
-            export(model, path, (64, 64), dynamic_hw=True)
-            cache[name] = reference, ort_session(str(path), threads=1)
+            out = shared_dir(tmp_path_factory, f'onnx_{name}', lambda out: export(
+                model, osp.join(out, 'm.onnx'), (64, 64), dynamic_hw=True))
+            cache[name] = reference, ort_session(osp.join(out, 'm.onnx'), threads=1)
         return cache[name]
     return get
 
@@ -171,18 +173,23 @@ DYNAMO_SHAPES = dict(classifier=(224, 224), deeplabv3=(64, 64), pspnet=(64, 80),
 
 
 @pytest.mark.parametrize('name', sorted(DYNAMO_SHAPES))
-def test_dynamo_exporter_outputs_equal(tmp_path, name):
+def test_dynamo_exporter_outputs_equal(tmp_path_factory, name):
     """The torch.export-based exporter (the default where H and W are fixed): every
     output within the derived float32 bound of the training form's, batch 2 and 1
-    through one graph (dynamic batch, fixed H and W, opset 18)."""
+    through one graph (dynamic batch, fixed H and W, opset 18). Exported once per
+    ``make test`` (``helpers.shared_dir``)."""
     model = build(name)
     reference = copy.deepcopy(model)
     shape = DYNAMO_SHAPES[name]
-    reparameterize_model(model)
-    wrapper = export_wrapper(model)
-    path = export_onnx(wrapper, str(tmp_path / f'{name}.onnx'), torch.randn(1, 3, *shape),
-                       output_names=wrapper.output_names(),
-                       dynamic_axes=wrapper.dynamic_axes(dynamic_hw=False), dynamo=True)
+
+    def make(out):
+        reparameterize_model(model)
+        wrapper = export_wrapper(model)
+        export_onnx(wrapper, osp.join(out, 'm.onnx'), torch.randn(1, 3, *shape),
+                    output_names=wrapper.output_names(),
+                    dynamic_axes=wrapper.dynamic_axes(dynamic_hw=False), dynamo=True)
+
+    path = osp.join(shared_dir(tmp_path_factory, f'onnx_dynamo_{name}', make), 'm.onnx')
     graph = onnx.load(path)
     assert max(o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx')) == 18
     dims = graph.graph.input[0].type.tensor_type.shape.dim

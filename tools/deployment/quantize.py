@@ -79,6 +79,12 @@ def get_args(argv=None):
                         'its default scheme; TRANSFORMER measured worse on EMO)')
     parser.add_argument('--ov-ignore', nargs='+', metavar='TYPE',
                         help='openvino: op types NNCF keeps in float (e.g. MatMul)')
+    parser.add_argument('--ov-overflow-fix', choices=('enable', 'first_layer', 'disable'),
+                        default='enable',
+                        help='openvino: 7-bit weights in every layer (enable, default: '
+                        'the model computes the same on CPUs without VNNI, whose INT8 '
+                        'kernels can saturate), in the first only (first_layer, NNCF\'s '
+                        'default) or none (disable)')
     parser.add_argument('--shape', type=int, nargs='+', metavar='N',
                         help='input H W (or one size) to export at (default: the '
                         'config\'s test size)')
@@ -147,7 +153,8 @@ def quantize_ov(args, cfg, model, meta, inputs, stem):
     ov.save_model(ov.convert_model(onnx_path), fp32, compress_to_fp16=False)
     int8 = quantize_openvino(fp32, f'{stem}_int8.xml', inputs,
                              transformer=args.ov_transformer,
-                             ignored_types=args.ov_ignore or ())
+                             ignored_types=args.ov_ignore or (),
+                             overflow_fix=args.ov_overflow_fix)
     compiled = openvino_model(int8)
     return fp32, int8, float_ops_openvino(compiled)
 
