@@ -219,10 +219,15 @@ def quantize_onnxruntime(model_fp32: str,
         calibrate_method: 'minmax', 'entropy' or 'percentile' (99.999%).
         activation_type / weight_type: 'uint8' or 'int8'. The default U8S8 is the fast
             combination of onnxruntime's x86 kernels (measured here, AVX-512 VNNI: S8S8
-            ran 1.8x slower); on AVX2 machines without VNNI the U8S8 kernels can
-            saturate (``vpmaddubsw``): use ``reduce_range`` (7-bit weights) there if the
-            accuracy drops, as onnxruntime's docs advise.
+            ran 1.8x slower).
         per_channel: one weight scale per output channel.
+        reduce_range: 7-bit weights. On CPUs without VNNI (AVX2, plain AVX-512)
+            onnxruntime's U8S8 kernels add pairs of u8 x s8 products into int16
+            (``vpmaddubsw``), which can saturate with 8-bit weights (onnxruntime's docs);
+            with 7-bit weights it cannot, and the model computes the same on every x86
+            CPU. Off by default (onnxruntime's default): measured on the demo detector
+            with VNNI, 7-bit weights cost 1.9 mAP where 8-bit ones cost 1.0
+            (docs/quantization.md); use it for models that must run on CPUs without VNNI.
         op_types: op types to quantize (default Conv, MatMul, Gemm: the others are cheap
             and their INT8 forms cost fidelity; see docs/quantization.md); None: every
             op type onnxruntime can quantize. An op type that onnxruntime cannot run in

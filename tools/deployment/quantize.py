@@ -69,8 +69,9 @@ def get_args(argv=None):
     parser.add_argument('--weight-type', choices=('uint8', 'int8'), default='int8',
                         help='onnxruntime: weight type (default int8)')
     parser.add_argument('--reduce-range', action='store_true',
-                        help='onnxruntime: 7-bit weights (advised with U8S8 on AVX2 CPUs '
-                        'without VNNI when the accuracy drops)')
+                        help='onnxruntime: 7-bit weights: the model then computes the same '
+                        'on CPUs without VNNI, whose U8S8 kernels can saturate with 8-bit '
+                        'ones (default: 8-bit weights, more precise with VNNI)')
     parser.add_argument('--ort-ops', nargs='+', metavar='OP',
                         help='onnxruntime: op types to quantize (default Conv MatMul Gemm; '
                         '"all": every type onnxruntime quantizes)')
