@@ -84,7 +84,7 @@ HEAVY_FIRST = ('test_deployment/test_runtimes.py', 'test_deployment/test_quantiz
                'test_tools/test_dist_cpu.py', 'test_tools/test_resume.py',
                'test_deployment/test_onnx.py', 'test_tools/test_benchmark.py',
                'test_tools/test_deployment_tools.py', 'test_configs/test_detection_configs.py',
-               'test_utils/test_allocator.py', 'test_tools/test_bad_inputs.py',
+               'test_tools/test_bad_inputs.py',
                'test_tools/test_make_demo_data.py', 'test_patches.py',
                'test_configs/test_segmentation_configs.py', 'test_tools/test_analyze_logs.py',
                'test_tools/test_browse_dataset.py')

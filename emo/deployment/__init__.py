@@ -6,12 +6,12 @@ runtimes are imported when used."""
 from .inference import BACKENDS, DeployInferencer, ONNXInferencer, ORTModel, load_runtime
 from .onnx import (AdaptiveAvgPool2dExport, ClassifierExport, DetectorExport,
                    SegmentorExport, dynamic_adaptive_pools, export_onnx, export_wrapper,
-                   ort_session, read_metadata, reference_outputs)
+                   ort_session, read_metadata, reference_outputs, verify_outputs)
 from .program import export_program, prepare_for_export
 
 __all__ = [
     'export_onnx', 'ort_session', 'ClassifierExport', 'SegmentorExport', 'DetectorExport',
     'export_wrapper', 'read_metadata', 'AdaptiveAvgPool2dExport', 'dynamic_adaptive_pools',
     'reference_outputs', 'ONNXInferencer', 'DeployInferencer', 'ORTModel', 'load_runtime',
-    'BACKENDS', 'export_program', 'prepare_for_export'
+    'BACKENDS', 'export_program', 'prepare_for_export', 'verify_outputs'
 ]

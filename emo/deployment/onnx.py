@@ -26,7 +26,7 @@ runs at every other).
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -328,6 +328,32 @@ def reference_outputs(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
     if task == 'classification':
         return [out]
     return list(out[0]) + list(out[1])
+
+
+def verify_outputs(model: nn.Module, outputs: Sequence, x: torch.Tensor) -> Tuple[float, float, int]:
+    """Compare an exported file's ``outputs`` for the input ``x`` with what ``model``
+    computes (:func:`reference_outputs`; e.g. the training form, before
+    re-parameterization): each output within the derived float32 bound of
+    :mod:`emo.utils.numerics`, ``TAIL * EPS32 * sqrt(n) * max|output|``, ``n`` counted on
+    the model's run at batch 1. Returns ``(max |difference|, bound, n)`` of the output
+    nearest to its bound; the caller decides (``difference > bound``: the file does not
+    compute the model's function)."""
+    from ..utils.numerics import accumulation_length, float32_bound
+    refs = reference_outputs(model, x)
+    if len(outputs) != len(refs):
+        raise ValueError(f'{len(outputs)} outputs, the model has {len(refs)}')
+    n = accumulation_length(reference_outputs, model, x[:1])
+    worst = (0.0, 1.0)
+    for out, ref in zip(outputs, refs):
+        out = torch.as_tensor(out)
+        if out.shape != ref.shape:
+            raise ValueError(f'output of shape {tuple(out.shape)}, the model gives '
+                             f'{tuple(ref.shape)}')
+        diff = (out.double() - ref.double()).abs().max().item() if ref.numel() else 0.0
+        bound = float32_bound(ref, n)
+        if diff / bound >= worst[0] / worst[1]:
+            worst = diff, bound
+    return worst[0], worst[1], n
 
 
 def export_wrapper(model: nn.Module) -> nn.Module:

@@ -23,14 +23,15 @@ import torch.nn as nn
 from mmengine.config import Config
 from helpers import (accumulation_length, assert_close_derived,
                      decisions_equal_outside_ties, detections_equal_outside_ties,
-                     shared_dir)
+                     float32_bound, shared_dir)
 from reference_emo import randomize_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import emo  # noqa: F401
 from emo.apis import build_model_from_cfg, reparameterize_model, task_of
 from emo.deployment import (AdaptiveAvgPool2dExport, dynamic_adaptive_pools, export_onnx,
-                            export_wrapper, ort_session, read_metadata, reference_outputs)
+                            export_wrapper, ort_session, read_metadata, reference_outputs,
+                            verify_outputs)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(
@@ -257,6 +258,26 @@ def test_export_onnx_writes_a_checked_model_with_metadata(tmp_path):
     x = torch.randn(2, 3, 5, 7)
     with torch.no_grad():
         assert_close_derived(run(session, x)[0], module(x), accumulation_length(module, x))
+
+
+def test_verify_outputs_uses_the_derived_bound():
+    """``verify_outputs`` (the export tools' --verify): the reference's own outputs pass
+    with n counted on its batch-1 run; a change within the bound passes, a defect-sized
+    one (1e-3 of the outputs' scale) does not; a wrong output count or shape is named."""
+    model = build('classifier')
+    x = torch.randn(2, 3, 64, 64)
+    (ref, ) = reference_outputs(model, x)
+    diff, bound, n = verify_outputs(model, [ref.numpy()], x)
+    assert diff == 0 and n == accumulation_length(reference_outputs, model, x[:1])
+    assert bound == float32_bound(ref, n)
+    diff, _, _ = verify_outputs(model, [ref + bound / 2], x)
+    assert 0 < diff <= bound
+    diff, bound, _ = verify_outputs(model, [ref + 1e-3 * ref.abs().max()], x)
+    assert diff > bound
+    with pytest.raises(ValueError, match='2 outputs, the model has 1'):
+        verify_outputs(model, [ref, ref], x)
+    with pytest.raises(ValueError, match=r'output of shape \(2, 999\), the model gives'):
+        verify_outputs(model, [ref[:, 1:]], x)
 
 
 def test_ort_session_names_a_missing_file(tmp_path):

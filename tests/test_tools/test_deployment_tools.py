@@ -1,6 +1,7 @@
 """tools/deployment: pytorch2onnx.py exports a checkpoint, inference.py runs it on a
 demo image, and its predictions equal the PyTorch model's test step on that image."""
 import json
+import re
 import math
 import os.path as osp
 
@@ -187,3 +188,19 @@ def test_bad_inputs_are_named(exported, demo_data_root, tmp_path):
                     '--out', str(tmp_path / 'x.onnx'), check=False)
     assert proc.returncode != 0 and 'checkpoint not found' in proc.stderr
     assert 'no.pth' in proc.stderr and not osp.exists(tmp_path / 'x.onnx')
+
+
+def test_export_tool_verifies_within_the_derived_bound(tmp_path):
+    """tools/deployment/export.py --backend openvino --verify (random weights): the IR is
+    written and both checked batches print their difference next to the derived float32
+    bound (``emo.deployment.verify_outputs``), which they are within."""
+    out = tmp_path / 'cls.xml'
+    proc = run_tool('tools/deployment/export.py', osp.join(REPO, DEMO['cls']), '--backend',
+                    'openvino', '--out', str(out), '--verify')
+    assert out.is_file() and out.with_suffix('.bin').is_file()
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('verify ')]
+    assert [line.split(':')[0] for line in lines] == ['verify 1x3x64x64', 'verify 2x3x64x64']
+    for line in lines:
+        diff, bound = (float(v) for v in re.search(
+            r'max abs diff (\S+), derived float32 bound (\S+) \(n=\d+\)', line).groups())
+        assert diff <= bound

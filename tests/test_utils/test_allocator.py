@@ -1,11 +1,21 @@
 """emo.utils.keep_freed_memory: freed large tensors stay in the heap for reuse."""
+import os
+import os.path as osp
 import subprocess
 import sys
 
+from helpers import REPO
+
+# The probe loads emo/utils/allocator.py by its path: the module imports nothing of emo
+# (nor does emo.utils), and a fresh interpreter importing the whole package would spend
+# ~5 s of CPU on the OpenMMLab imports per probe.
 PROBE = r'''
-import ctypes, sys
+import ctypes, importlib.util, sys
 import torch
-from emo.utils import keep_freed_memory
+spec = importlib.util.spec_from_file_location('allocator', sys.argv[2])
+allocator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocator)
+keep_freed_memory = allocator.keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', 'hblks',
@@ -22,9 +32,9 @@ print(active, mmapped >= 64 * 2**20, libc.mallinfo2().fordblks >= 64 * 2**20)
 
 
 def probe(mode, **env):
-    import os
-    out = subprocess.run([sys.executable, '-c', PROBE, mode], capture_output=True, text=True,
-                         env=dict(os.environ, **env), check=True).stdout.split()
+    path = osp.join(REPO, 'emo', 'utils', 'allocator.py')
+    out = subprocess.run([sys.executable, '-c', PROBE, mode, path], capture_output=True,
+                         text=True, env=dict(os.environ, **env), check=True).stdout.split()
     return [w == 'True' for w in out]
 
 
