@@ -222,15 +222,19 @@ def test_default_exporter_is_torchscript_for_dynamic_hw(tmp_path):
 
 
 def test_reparameterized_export_is_the_deploy_form(tmp_path):
+    """The exported graph of a re-parameterized model is the deploy form (no BN left),
+    and computes the training form's function. Through the TorchScript exporter (dynamic
+    H, W), the quicker of the two: test_dynamo_exporter_outputs_equal covers the other."""
     model = build('classifier')
     reference = copy.deepcopy(model)
-    path = export(model, tmp_path / 'c.onnx', (64, 64), dynamic_hw=False)
+    path = export(model, tmp_path / 'c.onnx', (64, 64), dynamic_hw=True)
     if hasattr(reference.backbone, 'switch_to_deploy'):
         assert model.backbone.deploy and not reference.backbone.deploy
         # the training form keeps BNs that the exporter cannot fold (pre-norms before a
         # conv); the re-parameterized backbone has none left
         wrapper = export_wrapper(copy.deepcopy(reference))
-        plain = export_onnx(wrapper, str(tmp_path / 'plain.onnx'), torch.randn(1, 3, 64, 64))
+        plain = export_onnx(wrapper, str(tmp_path / 'plain.onnx'), torch.randn(1, 3, 64, 64),
+                            dynamo=False)
         ops = [{n.op_type for n in onnx.load(f).graph.node} for f in (plain, path)]
         assert 'BatchNormalization' in ops[0] and 'BatchNormalization' not in ops[1]
     x = torch.randn(3, 3, 64, 64)
