@@ -183,8 +183,17 @@ def assert_nested_equal(a, b, where='', n=None):
 
 # The derived float32 bound (the rule, ``accumulation_length``, ``float32_bound``) lives in
 # emo/utils/numerics.py, which the export tools' --verify uses too; the assertions and
-# the tie rules for decisions are here.
-from emo.utils.numerics import EPS32, TAIL, accumulation_length, float32_bound  # noqa: E402,F401,I001
+# the tie rules for decisions are here. Those names are served from there on first use
+# (``from helpers import float32_bound``): importing emo costs ~7 s, which the xdist
+# controller, loading this file through conftest.py, would pay before starting workers.
+NUMERICS = ('EPS32', 'TAIL', 'accumulation_length', 'float32_bound')
+
+
+def __getattr__(name):
+    if name in NUMERICS:
+        from emo.utils import numerics
+        return getattr(numerics, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def assert_close_derived(got, reference, n, linear=False, what=''):
@@ -198,6 +207,7 @@ def assert_close_derived(got, reference, n, linear=False, what=''):
                 for i, (g, r) in enumerate(zip(got, reference))]
     got, reference = torch.as_tensor(got), torch.as_tensor(reference)
     assert got.shape == reference.shape, f'{what}: shape {got.shape} != {reference.shape}'
+    from emo.utils.numerics import float32_bound
     bound = float32_bound(reference, n, linear)
     diff = (got.double() - reference.double()).abs().max().item() if got.numel() else 0.0
     assert diff <= bound, (f'{what}: max |diff| {diff:.3g} > derived float32 bound '
@@ -260,6 +270,8 @@ def _dense_head_decisions(head, cls_scores, bbox_preds, bounds, img_meta):
     per level (cls bound, bbox bound) on |other computation - these|."""
     import itertools
     import math
+
+    from emo.utils.numerics import EPS32
 
     import numpy as np
     import torch
