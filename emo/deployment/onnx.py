@@ -330,7 +330,8 @@ def reference_outputs(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
     return list(out[0]) + list(out[1])
 
 
-def verify_outputs(model: nn.Module, outputs: Sequence, x: torch.Tensor) -> Tuple[float, float, int]:
+def verify_outputs(model: nn.Module, outputs: Sequence,
+                   x: torch.Tensor) -> Tuple[float, float, int]:
     """Compare an exported file's ``outputs`` for the input ``x`` with what ``model``
     computes (:func:`reference_outputs`; e.g. the training form, before
     re-parameterization): each output within the derived float32 bound of

@@ -500,9 +500,9 @@ def quantize_executorch(module: torch.nn.Module,
     convolutions, linears, adds, muls, concatenations and average pooling):
     :func:`~emo.deployment.executorch.xnnpack_friendly` and ``torch.export`` (dynamic
     batch up to ``max_batch``; batch 1 fixed for ``max_batch=1``, which lowers in
-    about half the time into fewer XNNPACK partitions), ``prepare_pt2e``, a forward pass per input,
-    ``convert_pt2e``, zero pads kept INT8 (:func:`_requantize_pads`), ``torch.export``
-    again and :func:`~emo.deployment.executorch.lower_to_xnnpack`.
+    about half the time into fewer XNNPACK partitions), ``prepare_pt2e``, a forward
+    pass per input, ``convert_pt2e``, zero pads kept INT8 (:func:`_requantize_pads`),
+    ``torch.export`` again and :func:`~emo.deployment.executorch.lower_to_xnnpack`.
 
     ``float_types``: module types kept in float (``XNNPACKQuantizer.set_module_type(t,
     None)``); default the channel LayerNorms (:class:`ChannelLayerNorm`): quantizing

@@ -1,8 +1,9 @@
 """Derived bounds for comparing two float32 computations of the same function.
 
 The rule (every numerical test of the suite and the export tools' ``--verify`` use it):
-two float32 computations of one function that differ only in how they round (summation order, SIMD width, fused kernels, folded BNs,
-another runtime: everything a CPU's ISA or a backend changes) differ by at most
+two float32 computations of one function that differ only in how they round (summation
+order, SIMD width, fused kernels, folded BNs, another runtime: everything a CPU's ISA or
+a backend changes) differ by at most
 
     bound = TAIL * EPS32 * sqrt(n) * scale
 
@@ -38,11 +39,12 @@ TAIL = 10.0
 
 def accumulation_length(fn, *args, **kwargs):
     """Run ``fn(*args, **kwargs)`` once and return n, the number of rounded terms along
-    it (the rule of the module docstring): the sum over every aten op run of its reduction length
-    (convolution: Cin/groups*kh*kw, mm/bmm/linear: inner size, scaled dot-product
-    attention: head size + key count, mean/sum/pool/softmax/norm: reduced size), 1 for
-    an elementwise op. Backward ops count too when ``fn`` runs one (a convolution's:
-    Cout/groups*kh*kw for the input gradient plus N*H*W for the weight gradient)."""
+    it (the rule of the module docstring): the sum over every aten op run of its
+    reduction length (convolution: Cin/groups*kh*kw, mm/bmm/linear: inner size, scaled
+    dot-product attention: head size + key count, mean/sum/pool/softmax/norm: reduced
+    size), 1 for an elementwise op. Backward ops count too when ``fn`` runs one (a
+    convolution's: Cout/groups*kh*kw for the input gradient plus N*H*W for the weight
+    gradient)."""
     from torch.utils._python_dispatch import TorchDispatchMode
     aten = torch.ops.aten
     conv = {aten.convolution, aten._convolution, aten.mkldnn_convolution}
