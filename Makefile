@@ -17,7 +17,7 @@ TORCH := 2.14.1
 TORCHVISION := 0.29.1
 WHEELS ?= ../shared/wheels/torch-$(TORCH)
 STAMP := $(VENV)/.emo-installed
-REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/deploy.txt requirements/tests.txt setup.py
+REQS := requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/deploy.txt requirements/tests.txt requirements/optional.txt setup.py
 DEMO_WORK ?= work_dirs/demo
 PYTEST_ARGS ?=
 
@@ -45,7 +45,7 @@ $(STAMP): $(REQS)
 	  fi; \
 	fi; \
 	$(PIP) install -r requirements/mminstall.txt -r requirements/runtime.txt -r requirements/deploy.txt \
-	  -r requirements/tests.txt \
+	  -r requirements/tests.txt -r requirements/optional.txt \
 	  "torch==$(TORCH)" "torchvision==$(TORCHVISION)"; \
 	$(PIP) install --no-deps --no-build-isolation -e .; \
 	$(PY) -c "import torch, torchvision, mmcv.ops, mmengine, mmpretrain, mmdet, mmseg, emo; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"; \
