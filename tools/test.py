@@ -35,6 +35,11 @@ def get_args(argv=None):
                         'vis_image (mmseg 1.2.2 also needs the training data to exist)')
     parser.add_argument('--show', action='store_true', help='show the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='evaluate even when the checkpoint fills only part of the '
+                        'model (by default an error that lists the missing keys: the '
+                        'metric would not measure the checkpoint); the missing tensors '
+                        'keep their random initialisation and the log lists them')
     add_common_args(parser)
     return parse_args(parser, argv)
 
@@ -47,6 +52,10 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
+    # every tensor the model uses must come from the checkpoint (CheckpointFitHook)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or []
+                        if h.get('type') != 'CheckpointFitHook'] + [
+        dict(type='CheckpointFitHook', complete=True, allow_partial=args.allow_partial)]
     check_data(cfg, ('test', ))
     fix_dataloaders(cfg)
     enable_visualization(cfg, args.show, args.show_dir, args.wait_time)

@@ -47,19 +47,22 @@ def build_model_from_cfg(cfg: Union[str, Config],
                          mode: str = 'eval',
                          checkpoint: Optional[str] = None,
                          deploy: bool = False,
-                         strict: bool = False) -> nn.Module:
+                         strict: bool = False,
+                         allow_partial: bool = False) -> nn.Module:
     """The model of ``cfg`` (a Config or a config file).
 
     Args:
         cfg: the config; ``model`` and, when present, the top-level
             ``data_preprocessor`` (merged as the Runner merges it) and ``default_scope``.
         mode: ``'eval'`` or ``'train'``, the mode the model is returned in.
-        checkpoint: weights to load (mmengine's ``load_checkpoint``); the checkpoint's
-            ``meta.dataset_meta`` becomes ``model.dataset_meta``. ``Pretrained`` files
-            of the config are never read.
+        checkpoint: weights to load (:func:`load_weights`: every tensor the model uses
+            must be in it); the checkpoint's ``meta.dataset_meta`` becomes
+            ``model.dataset_meta``. ``Pretrained`` files of the config are never read.
         deploy: re-parameterize for inference (:func:`reparameterize_model`) after
             loading.
-        strict: every checkpoint key must fit.
+        strict: also every checkpoint key must be one of the model's.
+        allow_partial: load a checkpoint that fills only part of the model (the rest
+            keeps its initialisation; the log says which): see :func:`load_weights`.
     """
     if mode not in ('eval', 'train'):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
@@ -71,7 +74,7 @@ def build_model_from_cfg(cfg: Union[str, Config],
         model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(model_cfg)
     if checkpoint:
-        meta = load_weights(model, checkpoint, strict=strict)
+        meta = load_weights(model, checkpoint, strict=strict, allow_partial=allow_partial)
         if meta:
             model.dataset_meta = meta
     if deploy:
@@ -79,15 +82,31 @@ def build_model_from_cfg(cfg: Union[str, Config],
     return model.train(mode == 'train')
 
 
-def load_weights(model: nn.Module, checkpoint: str, strict: bool = False) -> dict:
-    """Load ``checkpoint`` into ``model`` (mmengine's ``load_checkpoint``, on the CPU);
-    returns its ``meta.dataset_meta`` (``{}`` when it has none)."""
-    from mmengine.runner import load_checkpoint
+def load_weights(model: nn.Module, checkpoint: str, strict: bool = False,
+                 allow_partial: bool = False) -> dict:
+    """Load ``checkpoint`` into ``model`` on the CPU, for evaluation, inference or
+    export; returns its ``meta.dataset_meta`` (``{}`` when it has none).
+
+    The file is read by mmengine's ``CheckpointLoader`` (local files: the safe loader,
+    :func:`emo.engine.safe_io.load_from_local`) and checked by
+    :func:`emo.models.utils.state_dict.fit_checkpoint` (official EMO files converted;
+    other shapes, a file that fits nothing and, unless ``allow_partial``, a file that
+    leaves any tensor the model uses unfilled are errors naming the keys and the config
+    the file belongs to: :class:`~emo.engine.safe_io.IncompleteCheckpointError`).
+    ``strict``: keys of the file that the model does not have are an error too.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from mmengine.runner.checkpoint import load_state_dict
+
+    from emo.models.utils.state_dict import fit_checkpoint
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=strict)
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state = fit_checkpoint(model, ckpt, checkpoint, complete=True,
+                           allow_partial=allow_partial)
+    load_state_dict(model, state, strict=strict)
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    return dict(meta.get('dataset_meta') or {})
+    return dict((meta or {}).get('dataset_meta') or {})
 
 
 def reparameterize_model(model: nn.Module) -> int:

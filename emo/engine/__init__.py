@@ -2,6 +2,6 @@
 from .dist import CPUDistributedDataParallel, setup_cpu_dist  # noqa: F401
 from .hooks import *  # noqa: F401,F403
 # safe loading (weights_only + allow-list), atomic saving, resume fallback
-from .safe_io import (CheckpointError, load_from_local, resolve_resume,  # noqa: F401
-                      use_safe_checkpoint_hook)
+from .safe_io import (CheckpointError, IncompleteCheckpointError,  # noqa: F401
+                      load_from_local, resolve_resume, use_safe_checkpoint_hook)
 from .loading import ImageLoadError  # noqa: F401  (image errors name the file)

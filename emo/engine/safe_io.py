@@ -42,6 +42,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot or must not be loaded; the message names it."""
 
 
+class IncompleteCheckpointError(CheckpointError):
+    """A checkpoint that fills only part of the model it is loaded into (tensors the
+    model needs are not in the file): the message names the file, the missing keys and,
+    when the file records it, the config it belongs to."""
+
+
 _BUFFER_METHODS = {'min', 'max', 'current', 'mean'}  # what HistoryBuffer.__init__ registers
 
 

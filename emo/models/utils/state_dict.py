@@ -97,11 +97,153 @@ def check_fit(model, state_dict, name, file_keys=None, hint=''):
     return common
 
 
-def fit_checkpoint(model, checkpoint, name, logger='current'):
-    """Make a loaded runner checkpoint fit ``model`` (in place) or fail naming what does
-    not: an official EMO file is converted to mmpretrain keys (and the log says so),
-    then :func:`check_fit`. Missing and unexpected keys are left to mmengine, which
-    warns about them by name."""
+def may_be_absent(model, key):
+    """True for a tensor of ``model`` that a checkpoint may leave out when the model is
+    evaluated, run or exported, because nothing in its test-mode forward reads it:
+
+    - ``*.num_batches_tracked``: BatchNorm's step counter (used only in training, and
+      only with ``momentum=None``);
+    - ``auxiliary_head.*`` of a segmentor: mmseg's ``EncoderDecoder`` uses its auxiliary
+      head for the training loss only (``predict`` runs the decode head).
+
+    The data preprocessors of mmpretrain, mmdet and mmseg keep their mean / std as
+    non-persistent buffers (not in any state dict), and EMO, SSDLite and DeepLabv3 have
+    no other such tensors, so everything else must come from the checkpoint."""
+    if key.endswith('.num_batches_tracked'):
+        return True
+    return key.startswith('auxiliary_head.') and hasattr(model, 'decode_head')
+
+
+def _config_literals(text):
+    """The top-level ``name = literal`` assignments of a config's ``pretty_text``
+    (``meta.cfg`` of an mmengine checkpoint), read with ``ast`` (nothing in the text is
+    run: the file may come from anywhere); ``dict(...)`` calls count as literals."""
+    import ast
+
+    def value(node):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'dict' \
+                and not node.args:
+            return {kw.arg: value(kw.value) for kw in node.keywords if kw.arg}
+        if isinstance(node, ast.Dict):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values)
+                    if k is not None}
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [value(e) for e in node.elts]
+        if isinstance(node, ast.Constant):
+            return node.value
+        return None  # anything else (names, calls, lambdas) is not read
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = value(node.value)
+    return out
+
+
+def _find_config(name):
+    """``configs/**/<name>.py`` of this checkout, or None (an installed package has no
+    configs folder)."""
+    import glob
+    import os.path as osp
+    root = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__))))), 'configs')
+    found = sorted(glob.glob(osp.join(root, '**', f'{name}.py'), recursive=True))
+    return osp.relpath(found[0]) if found else None
+
+
+def checkpoint_origin(meta):
+    """What a checkpoint's ``meta`` says about the run that saved it, as a sentence:
+    the config's name (from ``meta.experiment_name``, ``<config>_<timestamp>``), its
+    path in ``configs/`` when this checkout has it, and the model it describes
+    (``meta.cfg``: scope, model type, backbone, number of classes). '' when the
+    checkpoint records none of it (official EMO files, plain state dicts)."""
+    import re
+    if not isinstance(meta, dict):
+        return ''
+    parts, where = [], ''
+    experiment = meta.get('experiment_name')
+    if isinstance(experiment, str) and experiment:
+        config = re.sub(r'_\d{8}_\d{6}$', '', experiment)
+        path = _find_config(config)
+        where = (f'it was saved by a run of the config {config!r}'
+                 + (f' ({path})' if path else '') + f' (meta.experiment_name: {experiment})')
+    cfg = _config_literals(meta['cfg']) if isinstance(meta.get('cfg'), str) else {}
+    model = cfg.get('model') if isinstance(cfg.get('model'), dict) else {}
+    if model:
+        backbone = model.get('backbone') if isinstance(model.get('backbone'), dict) else {}
+        head = next((model[k] for k in ('head', 'decode_head', 'bbox_head')
+                     if isinstance(model.get(k), dict)), {})
+        parts = [f"{cfg.get('default_scope', '?')} {model.get('type', '?')}"]
+        if backbone:
+            parts.append(f"backbone {backbone.get('type', '?')}"
+                         + (f" {backbone['arch']}" if backbone.get('arch') else ''))
+        if head.get('num_classes') is not None:
+            parts.append(f"{head['num_classes']} classes")
+    if not (where or parts):
+        return ''
+    text = where or 'its meta.cfg describes'
+    if parts:
+        text += (': ' if where else ' ') + 'an ' + ', '.join(parts) + ' (meta.cfg)'
+    return text[0].upper() + text[1:] + '.'
+
+
+def check_complete(model, state_dict, name, meta=None, allow_partial=False,
+                   logger='current'):
+    """Every tensor of ``model`` is in ``state_dict``, except those that
+    :func:`may_be_absent` allows; returns the keys left out that way.
+
+    Otherwise raises :class:`~emo.engine.safe_io.IncompleteCheckpointError` naming
+    ``name`` (the file), the missing keys and, from ``meta``, the config the checkpoint
+    belongs to (:func:`checkpoint_origin`). ``allow_partial=True`` loads it anyway: the
+    same report is logged as a warning, and the missing tensors keep their
+    initialisation.
+    """
+    from emo.engine.safe_io import IncompleteCheckpointError
+    own = model.state_dict()
+    absent = [k for k in own if k not in state_dict]
+    allowed = [k for k in absent if may_be_absent(model, k)]
+    missing = [k for k in absent if k not in allowed]
+    if allowed:
+        print_log(f'{name}: {len(allowed)} tensors that the model does not use in test '
+                  f'mode are not in the checkpoint (kept at their initialisation): '
+                  f'{_fmt(allowed, 8)}', logger=logger, level=logging.INFO)
+    if not missing:
+        return allowed
+    modules = OrderedDict()
+    for k in missing:
+        modules.setdefault(k.rsplit('.', 1)[0], []).append(k)
+    origin = checkpoint_origin(meta)
+    text = (f'{name}: the checkpoint fills only part of {type(model).__name__}: '
+            f'{len(missing)} of its {len(own)} tensors are not in the file '
+            f'({len(own) - len(absent)} are), in {len(modules)} modules: '
+            f'{_fmt(modules, 12)}; missing keys: {_fmt(missing)}. '
+            + (origin + ' ' if origin else 'The checkpoint records no config. ')
+            + 'Is it the checkpoint of this config?')
+    if not allow_partial:
+        raise IncompleteCheckpointError(
+            text + ' A result of this model would not measure the checkpoint; to use it '
+            'anyway (the missing tensors stay at their random initialisation), pass '
+            '--allow-partial (allow_partial=True).')
+    print_log(f'{text} --allow-partial: loading it anyway; the missing tensors stay at '
+              f'their random initialisation, so results of this model do not measure '
+              f'the checkpoint.', logger=logger, level=logging.WARNING)
+    return allowed
+
+
+def fit_checkpoint(model, checkpoint, name, complete=False, allow_partial=False,
+                   logger='current'):
+    """Make a loaded checkpoint fit ``model`` (in place) or fail naming what does not:
+    an official EMO file is converted to mmpretrain keys (and the log says so), then
+    :func:`check_fit` (shapes; a file that fits nothing) and, with ``complete=True``
+    (evaluation, inference, export, resuming), :func:`check_complete` (every tensor the
+    model uses is in the file, unless ``allow_partial``). Without ``complete``
+    (``load_from`` for fine-tuning) missing and unexpected keys are left to mmengine,
+    which warns about them by name. Returns the (possibly converted) state dict."""
     if is_official_layout(checkpoint):
         converted = official_to_mmpretrain(checkpoint)
         checkpoint.clear()
@@ -111,8 +253,14 @@ def fit_checkpoint(model, checkpoint, name, logger='current'):
                   f'keys to mmpretrain names (backbone.*, head.fc.*)', logger=logger,
                   level=logging.INFO)
     state = checkpoint.get('state_dict', checkpoint)
-    if isinstance(state, dict):
-        check_fit(model, strip_module_prefix(state), name)
+    if not isinstance(state, dict):
+        raise TypeError(f'{name}: the checkpoint\'s state_dict is a '
+                        f'{type(state).__name__}, not a dict')
+    state = strip_module_prefix(state)
+    check_fit(model, state, name)
+    if complete:
+        check_complete(model, state, name, checkpoint.get('meta'), allow_partial, logger)
+    return state
 
 
 def match_backbone_state_dict(model, state_dict, prefix=None):
