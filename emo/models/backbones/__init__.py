@@ -1,3 +1,4 @@
 from .emo import EMO
+from .emo2 import EMOv2
 
-__all__ = ['EMO']
+__all__ = ['EMO', 'EMOv2']

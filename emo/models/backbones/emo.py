@@ -100,24 +100,8 @@ class EMO(BaseModule):
                  deploy: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.arch = self._parse_arch(arch)
+        self._set_options(arch, out_indices, frozen_stages, norm_eval, window_size)
         arch = self.arch
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(i + 5 if i < 0 else i for i in out_indices)
-        if not out_indices or any(i not in range(5) for i in out_indices):
-            raise ValueError(f'EMO: out_indices must be in 0..4, got {out_indices}')
-        self.out_indices = out_indices
-        if frozen_stages not in range(-1, 5):
-            raise ValueError(f'EMO: frozen_stages must be in -1..4, got {frozen_stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        if isinstance(window_size, int):
-            window_size = [window_size] * self.num_stages
-        if len(window_size) != self.num_stages:
-            raise ValueError(f'EMO: window_size needs one int or {self.num_stages} '
-                             f'(one per stage), got {window_size}')
-        self.window_size = list(window_size)
         if drop_path_rate is None:
             drop_path_rate = arch['drop_path_rate']
 
@@ -147,6 +131,30 @@ class EMO(BaseModule):
         self.final_norm = final_norm
         if final_norm:
             self.norm = build_norm(arch['norms'][-1], arch['widths'][-1])
+        self._finish_init(deploy, channels_last)
+
+    def _set_options(self, arch, out_indices, frozen_stages, norm_eval, window_size):
+        """Parse and check the arguments every EMO-family backbone shares."""
+        name = type(self).__name__
+        self.arch = self._parse_arch(arch)
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        out_indices = tuple(i + 5 if i < 0 else i for i in out_indices)
+        if not out_indices or any(i not in range(5) for i in out_indices):
+            raise ValueError(f'{name}: out_indices must be in 0..4, got {out_indices}')
+        self.out_indices = out_indices
+        if frozen_stages not in range(-1, 5):
+            raise ValueError(f'{name}: frozen_stages must be in -1..4, got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        if isinstance(window_size, int):
+            window_size = [window_size] * self.num_stages
+        if len(window_size) != self.num_stages:
+            raise ValueError(f'{name}: window_size needs one int or {self.num_stages} '
+                             f'(one per stage), got {window_size}')
+        self.window_size = list(window_size)
+
+    def _finish_init(self, deploy, channels_last):
         self._freeze_stages()
         self.deploy = False
         if deploy:
@@ -196,25 +204,26 @@ class EMO(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch):
+        name = cls.__name__
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_settings:
-                raise KeyError(f'EMO: unknown arch {arch!r}; choose from '
+                raise KeyError(f'{name}: unknown arch {arch!r}; choose from '
                                f'{sorted(cls.arch_settings)} or give a dict')
             arch = cls.arch_settings[arch.lower()]
         if not isinstance(arch, dict):
-            raise TypeError(f'EMO: arch must be a str or dict, got {type(arch)}')
+            raise TypeError(f'{name}: arch must be a str or dict, got {type(arch)}')
         required = {'depths', 'widths', 'exp_ratios', 'dim_heads'}
         missing = required - set(arch)
         if missing:
-            raise KeyError(f'EMO: custom arch misses {sorted(missing)}')
+            raise KeyError(f'{name}: custom arch misses {sorted(missing)}')
         arch = {**cls.default_arch, 'drop_path_rate': 0.0, **arch}
         unknown = set(arch) - set(cls.default_arch) - required - {'drop_path_rate'}
         if unknown:
-            raise KeyError(f'EMO: custom arch has unknown keys {sorted(unknown)}')
-        for key in ('depths', 'widths', 'exp_ratios', 'dim_heads', 'norms', 'acts',
-                    'dw_kernels', 'attn_stages'):
+            raise KeyError(f'{name}: custom arch has unknown keys {sorted(unknown)}')
+        per_stage = [k for k, v in cls.default_arch.items() if isinstance(v, list)]
+        for key in sorted(required) + per_stage:
             if len(arch[key]) != cls.num_stages:
-                raise ValueError(f'EMO: arch[{key!r}] needs {cls.num_stages} entries, '
+                raise ValueError(f'{name}: arch[{key!r}] needs {cls.num_stages} entries, '
                                  f'got {arch[key]}')
         return arch
 

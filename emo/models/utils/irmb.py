@@ -139,22 +139,29 @@ def pad_to_windows(x: torch.Tensor, window_size: int):
     return x, (ws_h, ws_w, (H + pad_b) // ws_h, (W + pad_r) // ws_w)
 
 
-def window_partition(x: torch.Tensor, grid):
-    """Padded (B, C, n1*ws, n2*ws) -> tokens (B*n1*n2, ws*ws, C) of EMO's strided-grid
-    windows: window (a, b) holds the pixels (a + n1*i, b + n2*j), i, j in [0, ws)."""
+def window_partition(x: torch.Tensor, grid, contiguous: bool = False):
+    """Padded (B, C, n1*ws, n2*ws) -> tokens (B*n1*n2, ws*ws, C), one copy.
+
+    EMO's strided-grid windows by default: window (a, b) holds the pixels
+    (a + n1*i, b + n2*j), i, j in [0, ws). ``contiguous``: the ws x ws tiles of Swin
+    (window (a, b) holds (ws*a + i, ws*b + j)); EMOv2 attends in both."""
     ws_h, ws_w, n1, n2 = grid
     B, C = x.shape[:2]
-    x = x.view(B, C, ws_h, n1, ws_w, n2).permute(0, 3, 5, 2, 4, 1)
+    if contiguous:
+        x = x.view(B, C, n1, ws_h, n2, ws_w).permute(0, 2, 4, 3, 5, 1)
+    else:
+        x = x.view(B, C, ws_h, n1, ws_w, n2).permute(0, 3, 5, 2, 4, 1)
     return x.reshape(B * n1 * n2, ws_h * ws_w, C)
 
 
-def window_reverse(tokens: torch.Tensor, grid):
-    """Inverse of :func:`window_partition`: (B*n1*n2, ws*ws, C) -> the padded map
-    (B, C, n1*ws, n2*ws); the caller crops it to the unpadded size."""
+def window_reverse(tokens: torch.Tensor, grid, contiguous: bool = False):
+    """Inverse of :func:`window_partition` (same ``contiguous``): (B*n1*n2, ws*ws, C) ->
+    the padded map (B, C, n1*ws, n2*ws); the caller crops it to the unpadded size."""
     ws_h, ws_w, n1, n2 = grid
     C = tokens.shape[-1]
     x = tokens.view(tokens.shape[0] // (n1 * n2), n1, n2, ws_h, ws_w, C)
-    x = x.permute(0, 3, 1, 4, 2, 5)
+    # (B, H, W, C) order of the pixels: rows (ws, n1) strided, (n1, ws) contiguous
+    x = x.permute(0, 1, 3, 2, 4, 5) if contiguous else x.permute(0, 3, 1, 4, 2, 5)
     # one copy into (B, H, W, C) memory: an NCHW view in channels_last layout
     return x.reshape(-1, ws_h * n1, ws_w * n2, C).permute(0, 3, 1, 2)
 
