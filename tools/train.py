@@ -25,6 +25,7 @@ from emo.utils import keep_freed_memory  # noqa: E402
 from emo.apis.launch import (add_common_args, add_training_hooks,  # noqa: E402
                               build_runner, check_data, fix_dataloaders, load_config,
                               parse_args)
+from emo.engine.safe_io import check_resume  # noqa: E402
 
 
 def get_args(argv=None):
@@ -39,7 +40,9 @@ def get_args(argv=None):
                         'schedulers and random generators: the run continues as if '
                         'never stopped)')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)')
+                        help='automatic mixed precision: float16 with loss scaling on a GPU '
+                        '(AmpOptimWrapper), bfloat16 autocast on a CPU '
+                        '(CPUAutocastOptimWrapper)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale lr linearly with the total batch size '
                         '(relative to the config\'s auto_scale_lr.base_batch_size)')
@@ -61,14 +64,16 @@ def add_tensorboard(cfg):
 
 
 def check_amp_device(cfg):
-    """mmengine's AmpOptimWrapper needs a CUDA / NPU / MLU device: say so up front."""
+    """mmengine's AmpOptimWrapper asserts a CUDA / NPU / MLU device: without one, the same
+    mixed precision as bfloat16 autocast on the CPU (emo.engine.CPUAutocastOptimWrapper)."""
     from mmengine.device import get_device
     if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and get_device() == 'cpu':
-        raise SystemExit(
-            'error: --amp (AmpOptimWrapper) needs a GPU (CUDA, NPU or MLU); this machine '
-            'has none. On a CPU train in fp32: EMO\'s fast CPU path is channels_last '
-            '(model.backbone.channels_last=True, the classification default); bf16 '
-            'autocast measured slower than it (docs/benchmarks.md).')
+        cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)  # bfloat16 needs no loss scaling
+        if cfg.optim_wrapper.get('dtype') is None:
+            cfg.optim_wrapper.dtype = 'bfloat16'
+        print('--amp without a GPU: bfloat16 autocast on the CPU (CPUAutocastOptimWrapper); '
+              'on this CPU fp32 channels_last measured faster (docs/benchmarks.md)')
 
 
 def main(argv=None):
@@ -101,6 +106,8 @@ def main(argv=None):
     if args.tensorboard:
         add_tensorboard(cfg)
 
+    # a foreign --resume checkpoint is refused here, naming the mismatch (safe_io)
+    check_resume(cfg)
     runner = build_runner(cfg)
     runner.train()
 

@@ -273,3 +273,113 @@ def resolve_resume(cfg, logger='current'):
         skipped.append((path, problem))
     raise CheckpointError(f'--resume: no complete checkpoint in {work_dir}: '
                           + '; '.join(f'{p}: {w}' for p, w in skipped))
+
+
+def _identity(cfg):
+    """What names a model in a config (a dict or Config): scope, model type, backbone
+    type and arch, each head's type and number of classes."""
+    model = cfg.get('model') if isinstance(cfg.get('model'), dict) else {}
+    out = {'default_scope': cfg.get('default_scope'), 'model.type': model.get('type')}
+    for part in ('backbone', 'neck', 'head', 'decode_head', 'auxiliary_head', 'bbox_head'):
+        sub = model.get(part)
+        if isinstance(sub, dict):
+            for key in ('type', 'arch', 'num_classes'):
+                if key in sub:
+                    out[f'model.{part}.{key}'] = sub[key]
+    return out
+
+
+def _optimizer_groups(state):
+    """``[n_params of each group]`` of an optimizer state dict (None when it is not one
+    optimizer's state, e.g. an ``OptimWrapperDict``)."""
+    groups = state.get('param_groups') if isinstance(state, dict) else None
+    if not isinstance(groups, list):
+        return None
+    return [len(g.get('params', [])) if isinstance(g, dict) else 0 for g in groups]
+
+
+def resume_mismatches(cfg, checkpoint, model=None):
+    """Why ``checkpoint`` (a loaded runner checkpoint) is not one to resume ``cfg``
+    from, as a list of sentences (``[]``: it fits): the config it records names another
+    model (scope, model / backbone / head types, arch, classes), its weights are not
+    exactly the model's tensors (missing, unexpected, other shapes), or its optimizer
+    has other parameter groups than ``cfg.optim_wrapper`` builds. ``model``: the model
+    of ``cfg`` (built here, in train mode, when not given; nothing is read or written)."""
+    from mmengine.optim import build_optim_wrapper
+
+    from emo.apis.builder import build_model_from_cfg
+    from emo.models.utils.state_dict import _config_literals, _fmt, unwrap_state_dict
+    out = []
+    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
+    if isinstance(meta.get('cfg'), str):
+        recorded, current = _identity(_config_literals(meta['cfg'])), _identity(cfg)
+        diff = [f'{k}: checkpoint {recorded.get(k)!r} vs config {current.get(k)!r}'
+                for k in sorted(set(recorded) | set(current))
+                if recorded.get(k) != current.get(k)]
+        if diff:
+            out.append('the config it records describes another model (' + '; '.join(diff)
+                       + ')')
+    if model is None:
+        model = build_model_from_cfg(cfg, mode='train')
+    own = model.state_dict()
+    try:
+        state = unwrap_state_dict(checkpoint)
+    except TypeError as e:
+        return out + [str(e)]
+    missing = [k for k in own if k not in state and not k.endswith('.num_batches_tracked')]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+              for k in own if k in state and hasattr(state[k], 'shape')
+              and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing:
+        out.append(f'{len(missing)} of the model\'s {len(own)} tensors are not in it: '
+                   f'{_fmt(missing, 10)}')
+    if unexpected:
+        out.append(f'{len(unexpected)} of its tensors are not the model\'s: '
+                   f'{_fmt(unexpected, 10)}')
+    if shapes:
+        out.append(f'{len(shapes)} tensors have other shapes: ' + '; '.join(shapes[:5])
+                   + (f' ... (+{len(shapes) - 5} more)' if len(shapes) > 5 else ''))
+    saved = _optimizer_groups(checkpoint.get('optimizer'))
+    if saved is not None and cfg.get('optim_wrapper'):
+        import copy
+        wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+        built = [len(g['params']) for g in wrapper.optimizer.param_groups]
+        if saved != built:
+            out.append(f'its optimizer has {len(saved)} parameter groups '
+                       f'({sum(saved)} parameters), the config\'s optim_wrapper builds '
+                       f'{len(built)} ({sum(built)} parameters)'
+                       + ('' if len(saved) != len(built) else
+                          ': the groups hold other numbers of parameters'))
+    return out
+
+
+def check_resume(cfg, logger='current'):
+    """``--resume``: refuse, before anything is built or written, a checkpoint that does
+    not belong to ``cfg`` (:func:`resume_mismatches`), with a :class:`CheckpointError`
+    naming the file, every mismatch and the config the file records. The file is the
+    one ``--resume PATH`` names, or the one :func:`resolve_resume` picks; nothing to
+    resume (no checkpoint yet) passes. Returns the checkpoint's path or None."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from emo.models.utils.state_dict import checkpoint_origin
+    if not cfg.get('resume'):
+        return None
+    path = resolve_resume(cfg, logger=logger) or cfg.get('load_from')
+    if not path:
+        return None
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'--resume {path}: not a runner checkpoint (a '
+                              f'{type(checkpoint).__name__})')
+    mismatches = resume_mismatches(cfg, checkpoint)
+    if not mismatches:
+        return path
+    origin = checkpoint_origin(checkpoint.get('meta'))
+    config = osp.basename(getattr(cfg, 'filename', None) or '') or 'this config'
+    raise CheckpointError(
+        f'--resume {path}: the checkpoint does not belong to {config}: '
+        + '; '.join(mismatches) + '. ' + (origin + ' ' if origin else '')
+        + 'Nothing was built or written. Resume with a checkpoint of this config; to '
+        'start a new training from these weights, pass load_from=PATH '
+        '(--cfg-options load_from=PATH) without --resume.')
