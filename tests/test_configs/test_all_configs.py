@@ -25,5 +25,5 @@ def test_config_loads_and_builds(path):
     assert cfg.default_scope in ('mmpretrain', 'mmdet', 'mmseg')
     assert cfg.custom_imports == dict(imports=['emo'], allow_failed_imports=False)
     model = build_model_from_cfg(cfg, mode='train')
-    assert type(model.backbone).__name__ == 'EMO'
+    assert type(model.backbone).__name__ in ('EMO', 'EMOv2')
     assert sum(p.numel() for p in model.parameters()) > 0

@@ -32,10 +32,11 @@ def strip_module_prefix(state_dict):
 
 def unwrap_state_dict(checkpoint):
     """The tensors of a checkpoint: a plain state_dict or one under 'state_dict',
-    'model' or 'module'; a leading 'module.' (DataParallel) is stripped."""
+    'model', 'module' or 'net' (the official EMO / EMOv2 trainer's file, whose 'net_E'
+    is the EMA copy); a leading 'module.' (DataParallel) is stripped."""
     if not isinstance(checkpoint, dict):
         raise TypeError(f'checkpoint is a {type(checkpoint).__name__}, not a dict')
-    for key in ('state_dict', 'model', 'module'):
+    for key in ('state_dict', 'model', 'module', 'net'):
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
             break
@@ -51,6 +52,21 @@ def is_official_layout(checkpoint):
     return (all(isinstance(k, str) for k in keys)
             and any(k.startswith('stage0.') for k in keys)
             and all(k.startswith(OFFICIAL_PREFIXES) or k in OFFICIAL_HEAD for k in keys))
+
+
+def unwrap_official_trainer(checkpoint, name, logger='current'):
+    """An official trainer's checkpoint (``{'net': state_dict, 'net_E': EMA copy,
+    'optimizer': ...}``, the EMO / EMOv2 ``ckpt.pth`` files) becomes, in place, its
+    ``'net'`` state dict (what the official test command loads); True if it was one."""
+    if not (isinstance(checkpoint, dict) and 'state_dict' not in checkpoint
+            and is_official_layout(checkpoint.get('net'))):
+        return False
+    net = checkpoint['net']
+    checkpoint.clear()
+    checkpoint.update(net)
+    print_log(f"{name}: an official trainer checkpoint; using its 'net' weights",
+              logger=logger, level=logging.INFO)
+    return True
 
 
 def official_to_mmpretrain(state_dict):
@@ -178,12 +194,15 @@ def checkpoint_origin(meta):
         backbone = model.get('backbone') if isinstance(model.get('backbone'), dict) else {}
         head = next((model[k] for k in ('head', 'decode_head', 'bbox_head')
                      if isinstance(model.get(k), dict)), {})
-        parts = [f"{cfg.get('default_scope', '?')} {model.get('type', '?')}"]
-        if backbone:
-            parts.append(f"backbone {backbone.get('type', '?')}"
-                         + (f" {backbone['arch']}" if backbone.get('arch') else ''))
-        if head.get('num_classes') is not None:
-            parts.append(f"{head['num_classes']} classes")
+        def words(*values):  # what the text states (values it computes are None)
+            return ' '.join(str(v) for v in values if isinstance(v, (str, int)))
+
+        parts = [words(cfg.get('default_scope'), model.get('type')) or 'model',
+                 words('backbone', backbone.get('type'), backbone.get('arch'))
+                 if words(backbone.get('type')) else '',
+                 words(head.get('num_classes'), 'classes')
+                 if words(head.get('num_classes')) else '']
+        parts = [p for p in parts if p]
     if not (where or parts):
         return ''
     text = where or 'its meta.cfg describes'
@@ -244,6 +263,7 @@ def fit_checkpoint(model, checkpoint, name, complete=False, allow_partial=False,
     model uses is in the file, unless ``allow_partial``). Without ``complete``
     (``load_from`` for fine-tuning) missing and unexpected keys are left to mmengine,
     which warns about them by name. Returns the (possibly converted) state dict."""
+    unwrap_official_trainer(checkpoint, name, logger)
     if is_official_layout(checkpoint):
         converted = official_to_mmpretrain(checkpoint)
         checkpoint.clear()
