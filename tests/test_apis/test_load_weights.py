@@ -49,8 +49,9 @@ def test_a_checkpoint_without_the_head_is_a_named_error(classifier, tmp_path):
     assert isinstance(info.value, CheckpointError)
     msg = str(info.value)
     assert msg.startswith(f'{path}: the checkpoint fills only part of ImageClassifier: '
-                          '2 of its 217 tensors are not in the file (215 are), in 1 '
-                          'modules: head.fc; missing keys: head.fc.bias, head.fc.weight.')
+                          '2 of its 217 tensors are not in the file (215 are): head.* '
+                          '(2); modules: head.fc; missing keys: head.fc.bias, '
+                          'head.fc.weight.')
     assert "It was saved by a run of the config 'emo-1m_demo_cls' " \
         f"({osp.join('configs', 'demo', 'emo-1m_demo_cls.py')})" in msg
     assert 'an mmpretrain ImageClassifier, backbone EMO 1m, 4 classes (meta.cfg)' in msg

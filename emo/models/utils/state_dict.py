@@ -227,20 +227,24 @@ def check_complete(model, state_dict, name, meta=None, allow_partial=False,
     absent = [k for k in own if k not in state_dict]
     allowed = [k for k in absent if may_be_absent(model, k)]
     missing = [k for k in absent if k not in allowed]
-    if allowed:
+    if allowed and (allow_partial or not missing):
         print_log(f'{name}: {len(allowed)} tensors that the model does not use in test '
                   f'mode are not in the checkpoint (kept at their initialisation): '
                   f'{_fmt(allowed, 8)}', logger=logger, level=logging.INFO)
     if not missing:
         return allowed
-    modules = OrderedDict()
+    modules, parts = OrderedDict(), OrderedDict()
     for k in missing:
         modules.setdefault(k.rsplit('.', 1)[0], []).append(k)
+        words = k.split('.')
+        part = '.'.join(words[:2] if words[0] == 'backbone' and len(words) > 2 else words[:1])
+        parts[part] = parts.get(part, 0) + 1
     origin = checkpoint_origin(meta)
     text = (f'{name}: the checkpoint fills only part of {type(model).__name__}: '
             f'{len(missing)} of its {len(own)} tensors are not in the file '
-            f'({len(own) - len(absent)} are), in {len(modules)} modules: '
-            f'{_fmt(modules, 12)}; missing keys: {_fmt(missing)}. '
+            f'({len(own) - len(absent)} are): '
+            + ', '.join(f'{p}.* ({n})' for p, n in parts.items())
+            + f'; modules: {_fmt(modules, 12)}; missing keys: {_fmt(missing)}. '
             + (origin + ' ' if origin else 'The checkpoint records no config. ')
             + 'Is it the checkpoint of this config?')
     if not allow_partial:
