@@ -1,0 +1,6 @@
+# Mask R-CNN with EMOv2-1M and FPN, COCO instances 1x (12 epochs), batch 32 (8 x 4).
+_base_ = './_base_/mask-rcnn_emov2_fpn_8xb4-1x_coco.py'
+checkpoint = 'checkpoints/EMOv2_1M_224.pth'  # see the _base_ file
+model = dict(
+    backbone=dict(arch='1m', init_cfg=dict(checkpoint=checkpoint)),
+    neck=dict(in_channels=[32, 48, 80, 180]))

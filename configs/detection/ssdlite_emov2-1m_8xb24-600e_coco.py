@@ -1,0 +1,7 @@
+# SSDLite with EMOv2-1M, COCO 320x320, 120 epochs x 5 repeats, batch 192 (8 x 24).
+_base_ = './_base_/ssdlite_emov2_8xb24-600e_coco.py'
+checkpoint = 'checkpoints/EMOv2_1M_224.pth'  # see the _base_ file
+model = dict(
+    backbone=dict(arch='1m', init_cfg=dict(checkpoint=checkpoint)),
+    neck=dict(in_channels=(80, 180), out_channels=(80, 180, 512, 256, 256, 128)),
+    bbox_head=dict(in_channels=(80, 180, 512, 256, 256, 128)))

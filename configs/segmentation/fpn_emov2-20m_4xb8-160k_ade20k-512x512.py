@@ -1,0 +1,6 @@
+# Semantic FPN + EMOv2-20M on ADE20K, 512x512 crops, 160k iterations, batch 32 (4 x 8).
+_base_ = './_base_/fpn_emov2_4xb8-160k_ade20k-512x512.py'
+checkpoint = 'checkpoints/EMOv2_20M_224.pth'  # not released: train it (see _base_)
+model = dict(
+    backbone=dict(arch='20m', init_cfg=dict(checkpoint=checkpoint)),
+    neck=dict(in_channels=[64, 128, 320, 448]))

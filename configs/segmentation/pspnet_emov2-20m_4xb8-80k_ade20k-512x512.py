@@ -1,0 +1,7 @@
+# PSPNet + EMOv2-20M on ADE20K, 512x512 crops, 80k iterations, batch 32 (4 x 8).
+_base_ = './_base_/pspnet_emov2_4xb8-80k_ade20k-512x512.py'
+checkpoint = 'checkpoints/EMOv2_20M_224.pth'  # not released: train it (see _base_)
+model = dict(
+    backbone=dict(arch='20m', init_cfg=dict(checkpoint=checkpoint)),
+    decode_head=dict(in_channels=448),
+    auxiliary_head=dict(in_channels=320))
