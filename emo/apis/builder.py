@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 __all__ = ['build_model_from_cfg', 'load_weights', 'reparameterize_model', 'default_shape',
-           'dataset_meta', 'inference_pipeline_cfg', 'task_of']
+           'pipeline_shape', 'dataset_meta', 'inference_pipeline_cfg', 'task_of', 'TASKS']
 
 #: the task of each default scope
 TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
@@ -174,6 +174,29 @@ def default_shape(cfg: Config) -> Tuple[int, int]:
             w, h = t['scale']
             return (h, w)
     return (224, 224)
+
+
+def pipeline_shape(cfg: Config) -> Optional[Tuple[int, int]]:
+    """(H, W) at which the config's test pipeline leaves every image, when it fixes one:
+    the last centre crop or fixed-scale resize (``keep_ratio=False``; W, H in the
+    config) with no keep-ratio or edge resize after it; None otherwise (e.g. a
+    keep-ratio resize, or no resize: the images keep their own sizes)."""
+    if not (cfg.get('test_pipeline') or cfg.get('test_dataloader')):
+        return None
+    size = None
+    for t in inference_pipeline_cfg(cfg):
+        if t['type'] == 'CenterCrop' and t.get('crop_size') is not None:
+            crop = t['crop_size']
+            size = (crop, crop) if isinstance(crop, int) else tuple(crop[::-1])
+        elif t['type'] == 'Resize' and t.get('scale') is not None:
+            scale = t['scale']
+            fixed = not t.get('keep_ratio', False)
+            size = ((scale, scale) if isinstance(scale, int) else tuple(scale[::-1])) \
+                if fixed else None
+        elif t['type'] in ('ResizeEdge', 'RandomResize', 'RandomChoiceResize',
+                           'FixShapeResize', 'Pad'):
+            size = None
+    return tuple(int(s) for s in size) if size else None
 
 
 def dataset_meta(cfg: Config) -> dict:

@@ -4,6 +4,7 @@ The library is picked from the config's ``default_scope`` (mmpretrain, mmdet, mm
 few places where the three stock tools differ (visualisation hooks, result dumping,
 workers) are handled here.
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -30,6 +31,24 @@ def parse_args(parser, argv=None):
     return args
 
 
+class ShapeAction(argparse.Action):
+    """``--shape H W`` or ``--shape N`` (a square) -> ``(H, W)``: the one parser of the
+    tools' input sizes (``type=int, nargs='+'``); other counts are a usage error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) not in (1, 2):
+            parser.error(f'{option_string} takes H W or one size')
+        if min(values) < 1:
+            parser.error(f'{option_string} sizes must be >= 1')
+        setattr(namespace, self.dest, tuple(values) * (3 - len(values)))
+
+
+def add_shape_argument(parser, help):
+    """``--shape H W`` (or one size for a square) as a tuple (H, W), None when not given."""
+    parser.add_argument('--shape', type=int, nargs='+', metavar='N', action=ShapeAction,
+                        help=help)
+
+
 def build_runner(cfg):
     """The config's runner (``runner_type`` when given, else mmengine's Runner). With
     ``launcher='pytorch'`` and no CUDA, the processes talk through gloo and the model is
@@ -40,6 +59,8 @@ def build_runner(cfg):
     from emo.engine.dist import setup_cpu_dist
     setup_cpu_dist(cfg)
     add_checkpoint_and_data_checks(cfg)
+    if cfg.get('compile'):  # the optimizer step outside Dynamo (emo/engine/hooks/compile_hook)
+        add_custom_hooks(cfg, ('EagerOptimStepHook', ))
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 

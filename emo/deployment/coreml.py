@@ -1,8 +1,11 @@
-"""Core ML: an EMO classifier as an ``.mlpackage`` (ML program) that takes an image.
+"""The ``coreml`` backend: an EMO classifier as an ``.mlpackage`` (ML program) that takes an
+image.
 
 coremltools converts on Linux; running the package (``MLModel.predict``) needs macOS,
 and was not done here: the tests check the conversion and the package's interface
-(inputs, outputs, class labels) by loading its spec.
+(inputs, outputs, class labels) by loading its spec. :class:`CoreMLModel` (the backend's
+runtime model) checks a package and reads its metadata on any system; calling it is
+refused off macOS, by name.
 
 The config's normalisation is part of the package. ``ct.ImageType`` applies one scale
 to every channel (``scale * pixel + bias[c]``), which cannot express mmpretrain's
@@ -11,15 +14,18 @@ per-channel std, so :class:`NormalizedClassifier` does ``(x - mean) / std`` as i
 The outputs are the class probabilities (softmax of the logits, as mmpretrain's
 ``ClsHead.predict``) and, through ``ct.ClassifierConfig``, the top class label.
 """
+import json
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+import sys
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from .program import export_program
+from .registry import ExportSpec, ModelFileError, RuntimeModel, RuntimeUnavailable
 
-__all__ = ['NormalizedClassifier', 'export_coreml']
+__all__ = ['NormalizedClassifier', 'export_coreml', 'CoreMLModel', 'export_file']
 
 
 class NormalizedClassifier(nn.Module):
@@ -94,9 +100,77 @@ def export_coreml(model: nn.Module,
                          compute_precision=ct.precision.FLOAT32,
                          minimum_deployment_target=ct.target.iOS16)
     mlmodel.short_description = 'EMO image classifier (emo, OpenMMLab 2.0)'
-    for key, value in (metadata or {}).items():
+    # the normalisation, for CoreMLModel to take the normalised batch of the protocol
+    stats = dict(mean=json.dumps(mean), std=json.dumps(std), to_rgb=json.dumps(to_rgb))
+    for key, value in dict(stats, **(metadata or {})).items():
         mlmodel.user_defined_metadata[str(key)] = str(value)
     mlmodel.save(path)
     if not osp.isdir(path):
         raise RuntimeError(f'coremltools did not write {path}')
     return path
+
+
+def export_file(module: nn.Module, path: str, spec: ExportSpec) -> str:
+    """The ``coreml`` backend's exporter: :func:`export_coreml` of the classifier inside
+    the task wrapper ``module`` at ``spec.shape`` (batch 1), class labels from
+    ``spec.metadata['classes']``."""
+    model = getattr(module, 'model', module)
+    if getattr(module, 'task', 'classification') != 'classification':
+        raise ValueError(f'{path}: Core ML export is for classifiers, got a '
+                         f'{module.task} model')
+    classes = json.loads(spec.metadata['classes']) if spec.metadata.get('classes') else None
+    return export_coreml(model, path, spec.shape, classes=classes, metadata=spec.metadata)
+
+
+class CoreMLModel(RuntimeModel):
+    """An ``.mlpackage`` written by :func:`export_coreml`: its spec is loaded and checked
+    (a missing manifest or model, a damaged spec: a :class:`~emo.deployment.registry.
+    ModelFileError`), ``metadata`` is its user-defined metadata, ``input_hw`` its image
+    size, batch 1. Calling it needs macOS (Core ML's ``MLModel.predict``) and, there,
+    runs the normalised batch by undoing the config's normalisation stored at export
+    (not run here: no macOS)."""
+
+    backend = 'coreml'
+
+    def __init__(self, path: str, threads: Optional[int] = None, spinning: bool = True):
+        import coremltools as ct
+        self.path, self.threads = path, threads
+        if not osp.isdir(path) or not osp.isfile(osp.join(path, 'Manifest.json')):
+            raise ModelFileError(path, 'is not a Core ML package: a .mlpackage is a folder '
+                                 'with a Manifest.json; export it again')
+        try:
+            spec = ct.utils.load_spec(path)
+        except Exception as e:  # a damaged manifest, a missing or truncated model
+            raise ModelFileError(path, f'coremltools cannot read the package '
+                                 f'({type(e).__name__}: {e}); export it again') from None
+        self.spec = spec
+        self.metadata = dict(spec.description.metadata.userDefined)
+        image = spec.description.input[0].type.imageType
+        self.input_hw = (int(image.height), int(image.width))
+        self.max_batch = 1
+        self.output_names = ['logits']
+
+    def __call__(self, x: torch.Tensor) -> List[torch.Tensor]:
+        self.check_input(x)
+        if sys.platform != 'darwin':
+            raise RuntimeUnavailable(f'{self.path}: Core ML runs packages on macOS only '
+                               f'(this is {sys.platform})')
+        import coremltools as ct
+        from PIL import Image
+        meta = self.metadata
+        if not meta.get('mean') or not meta.get('std'):
+            raise ValueError(f'{self.path} records no normalisation (mean, std): export '
+                             'it again with tools/deployment/export.py')
+        mean = torch.tensor(json.loads(meta['mean'])).view(1, 3, 1, 1)
+        std = torch.tensor(json.loads(meta['std'])).view(1, 3, 1, 1)
+        pixels = (x * std + mean).round().clamp(0, 255).to(torch.uint8)
+        model = ct.models.MLModel(self.path)
+        probs_name = self.spec.description.predictedProbabilitiesName
+        labels = json.loads(meta['classes']) if meta.get('classes') else None
+        out = []
+        for img in pixels.permute(0, 2, 3, 1).numpy():
+            probs = model.predict({'image': Image.fromarray(img)})[probs_name]
+            keys = labels or sorted(probs, key=lambda k: int(str(k).rsplit('_', 1)[-1]))
+            out.append(torch.tensor([float(probs[k]) for k in keys]).clamp_min(1e-30).log())
+        return [torch.stack(out)]
+

@@ -4,9 +4,10 @@ post-processing.
 The deployed counterpart of mmpretrain's ``ImageClassificationInferencer``, mmdet's
 ``DetInferencer`` and mmseg's ``MMSegInferencer``: the image goes through the config's
 test pipeline (``LoadAnnotations`` dropped) and the model's ``data_preprocessor``
-(normalisation, padding), the exported graph runs in its runtime (chosen by the file:
-``.onnx`` ONNX Runtime, ``.pte`` ExecuTorch, ``.xml`` OpenVINO), and the outputs go
-through the same post-processing the PyTorch model applies:
+(normalisation, padding), the exported graph runs in its runtime (the registry's
+runtime model, :mod:`emo.deployment.registry`, chosen by the file's extension:
+``.onnx`` ONNX Runtime, ``.pte`` ExecuTorch, ``.xml`` OpenVINO, or by ``backend``), and
+the outputs go through the same post-processing the PyTorch model applies:
 
 * classification: softmax of the logits (``ClsHead.predict``);
 * detection: ``bbox_head.predict_by_feat`` (anchors, box decoding, score threshold, NMS,
@@ -18,65 +19,17 @@ The post-processing modules are built from the config (no checkpoint: they hold 
 learned weights).
 """
 import json
-import os.path as osp
 from typing import List, Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
 from ..apis.builder import build_model_from_cfg, dataset_meta, inference_pipeline_cfg, task_of
-from .onnx import ort_session, read_metadata
+from .onnx import ORTModel  # noqa: F401  (importable from here, as before)
+from .registry import BACKENDS, load_runtime
 
 __all__ = ['DeployInferencer', 'ONNXInferencer', 'ORTModel', 'load_runtime', 'BACKENDS']
-
-#: file extension -> backend name
-BACKENDS = {'.onnx': 'onnxruntime', '.pte': 'executorch', '.xml': 'openvino'}
-
-
-class ORTModel:
-    """An ONNX file in an onnxruntime session; calling it with a float32 batch
-    (B, 3, H, W) returns the outputs as tensors."""
-
-    def __init__(self, path: str, threads: Optional[int] = None):
-        self.path = path
-        self.session = ort_session(path, threads)
-        self.metadata = read_metadata(self.session)
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, x: torch.Tensor) -> List[torch.Tensor]:
-        name = self.session.get_inputs()[0].name
-        outs = self.session.run(None, {name: x.numpy().astype(np.float32)})
-        return [torch.from_numpy(o) for o in outs]
-
-
-def load_runtime(path: str, threads: Optional[int] = None, backend: Optional[str] = None):
-    """The runtime model of an exported file: :class:`ORTModel` (``.onnx``),
-    :class:`~emo.deployment.executorch.ExecuTorchModel` (``.pte``) or
-    :class:`~emo.deployment.openvino.OpenVINOModel` (``.xml``, or ``.onnx`` with
-    ``backend='openvino'``). Each has ``metadata`` (the strings stored at export) and
-    ``output_names``, and maps a (B, 3, H, W) tensor to a list of tensors."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'exported model not found: {path}')
-    ext = osp.splitext(path)[1]
-    backend = backend or BACKENDS.get(ext)
-    if backend is None:
-        raise ValueError(f'{path}: cannot tell the runtime from the extension {ext!r}; '
-                         f'expected one of {sorted(BACKENDS)}')
-    if backend == 'onnxruntime':
-        return ORTModel(path, threads)
-    if backend == 'executorch':
-        from .executorch import ExecuTorchModel
-        runtime = ExecuTorchModel(path, threads)
-    elif backend == 'openvino':
-        from .openvino import OpenVINOModel
-        runtime = OpenVINOModel(path, threads)
-    else:
-        raise ValueError(f'unknown backend {backend!r}; choose from '
-                         f'{sorted(set(BACKENDS.values()))}')
-    runtime.output_names = json.loads(runtime.metadata.get('output_names', 'null')) or []
-    return runtime
 
 
 class DeployInferencer:
@@ -85,12 +38,13 @@ class DeployInferencer:
     Args:
         model (str): the exported file, written by ``tools/deployment/export.py`` (or
             the ``emo.deployment`` export functions with the task wrappers' output
-            names): ``.onnx``, ``.pte`` or ``.xml``.
+            names): ``.onnx``, ``.pte``, ``.xml`` (any extension of the registry).
         config (str | Config): the model's config.
         threads (int | None): the runtime's threads.
         cfg_options (dict | None): overrides merged into the config.
-        backend (str | None): 'onnxruntime', 'executorch' or 'openvino'; None: by the
-            file extension (:data:`BACKENDS`).
+        backend (str | None): a name of :data:`~emo.deployment.registry.BACKENDS`
+            ('onnxruntime', 'executorch', 'openvino', ...); None: by the file
+            extension.
     """
 
     def __init__(self, model: str, config, threads: Optional[int] = None,

@@ -17,6 +17,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
+from .registry import MAX_BATCH
+
 __all__ = ['prepare_for_export', 'export_program', 'batch_dim']
 
 
@@ -36,7 +38,7 @@ def prepare_for_export(module: nn.Module) -> nn.Module:
     return module
 
 
-def batch_dim(max_batch: int = 64):
+def batch_dim(max_batch: int = MAX_BATCH):
     """The dynamic batch axis: ``torch.export.Dim('batch', min=1, max=max_batch)``."""
     return torch.export.Dim('batch', min=1, max=int(max_batch))
 
@@ -44,7 +46,7 @@ def batch_dim(max_batch: int = 64):
 def export_program(module: nn.Module,
                    shape: Tuple[int, int],
                    dynamic_batch: bool = True,
-                   max_batch: int = 64,
+                   max_batch: int = MAX_BATCH,
                    example: Optional[torch.Tensor] = None) -> 'torch.export.ExportedProgram':
     """``torch.export.export`` of ``module`` (B, 3, H, W) -> tensors at H, W = ``shape``
     (after :func:`prepare_for_export`, in place), batch dynamic in [1, ``max_batch``]

@@ -62,10 +62,10 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from emo.apis import default_shape  # noqa: E402
+from emo.apis.builder import TASKS  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.deployment.registry import backend_names, get_backend  # noqa: E402
 from emo.utils import keep_freed_memory, model_complexity  # noqa: E402
-from emo.apis.launch import DictAction, load_config  # noqa: E402
-
-BACKENDS = ('pytorch', 'onnxruntime', 'executorch', 'openvino')
 
 
 def get_args(argv=None):
@@ -88,19 +88,19 @@ def get_args(argv=None):
                         'the whole tensor forward (default: backbone)')
     parser.add_argument('--batch-size', type=int, default=32,
                         help='batch size of the throughput passes (default: 32)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='input size H W (or one number for a square); default: '
-                        'each config\'s test size, 224 for peers')
+    add_shape_argument(parser, 'input size H W (or one number for a square); default: '
+                       'each config\'s test size, 224 for peers')
     parser.add_argument('--threads', type=int,
                         help='torch intra-op threads (torch.set_num_threads) and ONNX '
                         'Runtime intra-op threads; default: torch\'s own choice')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
                         help='cuda: synchronized around every timing (default: cpu)')
-    parser.add_argument('--backend', nargs='+', choices=BACKENDS, default=['pytorch'],
-                        help='one or more (default: pytorch); the others export every '
-                        'model to a temporary folder and time it there: onnxruntime (ONNX, '
-                        'one file per batch size), executorch (XNNPACK .pte, one per batch '
-                        'size), openvino (float32 IR, CPU, f32 precision)')
+    parser.add_argument('--backend', nargs='+', choices=['pytorch'] + backend_names(True),
+                        default=['pytorch'],
+                        help='one or more (default: pytorch); the others (the registry of '
+                        'emo.deployment.registry: onnxruntime, executorch, openvino, ...) '
+                        'export every model to a temporary folder, one file per batch '
+                        'size, and time it there through the backend\'s runtime model')
     parser.add_argument('--rounds', type=int, default=5,
                         help='timing rounds over all models; min / median / max are '
                         'over them (default: 5)')
@@ -140,16 +140,13 @@ def get_args(argv=None):
 
     if not args.configs and not args.peers:
         parser.error('give at least one CONFIG or --peers NAME')
-    if args.shape is not None:
-        if len(args.shape) not in (1, 2):
-            parser.error('--shape takes H W or one size')
-        args.shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     for key in ('batch_size', 'rounds', 'iters', 'latency_iters'):
         if getattr(args, key) < 1:
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
     if args.warmup < 0 or (args.threads is not None and args.threads < 1):
         parser.error('--warmup must be >= 0 and --threads >= 1')
-    args.backend = list(dict.fromkeys(args.backend))
+    args.backend = list(dict.fromkeys(b if b == 'pytorch' else get_backend(b).name
+                                      for b in args.backend))
     for backend in set(args.backend) - {'pytorch'}:
         for opt in ('train', 'amp', 'channels_last'):
             if getattr(args, opt):
@@ -242,8 +239,7 @@ def build_config(path, args):
         shape = default_shape(cfg)
     else:
         shape = (224, 224)
-    task = {'mmpretrain': 'classification', 'mmdet': 'detection',
-            'mmseg': 'segmentation'}[scope]
+    task = TASKS[scope]
     # an OpenMMLab model's forward(x) is its mode='tensor' forward
     if task == 'classification':
         module, part = model, 'model'
@@ -397,70 +393,31 @@ class TorchRunner:
         self.scaler.update()
 
 
-class OrtRunner:
-    """An ONNX Runtime session of the exported module, one file per batch size."""
+class ExportedRunner:
+    """The module exported for a backend of the registry (``emo.deployment.registry``),
+    one file per batch size (fixed where the backend fixes it; some peers, e.g. EdgeNeXt,
+    fix the batch inside their XNNPACK partitions), each run through the backend's
+    runtime model, its idle threads not spinning (they would slow the model timed
+    next)."""
 
-    def __init__(self, entry, args, folder, index):
-        from emo.deployment.onnx import export_onnx, ort_session
-        module = entry.module.eval()
-        g = torch.Generator().manual_seed(0)
-        self.sessions, self.feeds, self.out_dtype = {}, {}, None
-        for b in (args.batch_size, 1):
-            x = torch.randn(b, 3, *entry.shape, generator=g)
-            path = osp.join(folder, f'{index:02d}_b{b}.onnx')
-            export_onnx(module, path, (x, ))
-            # no busy-waiting threads: they would slow the model timed next
-            self.sessions[b] = ort_session(path, threads=args.threads, spinning=False)
-            self.feeds[b] = {self.sessions[b].get_inputs()[0].name: x.numpy()}
-
-    def __call__(self, batch_size):
-        out = self.sessions[batch_size].run(None, self.feeds[batch_size])
-        self.out_dtype = self.out_dtype or f'numpy.{out[0].dtype}'
-        return out
-
-
-class ExecuTorchRunner:
-    """The module exported for ExecuTorch's XNNPACK delegate, one ``.pte`` per batch
-    size (some peers, e.g. EdgeNeXt, fix the batch inside their XNNPACK partitions),
-    run through ``executorch.runtime``."""
-
-    def __init__(self, entry, args, folder, index):
+    def __init__(self, entry, args, folder, index, backend):
         import copy
-        from emo.deployment.executorch import ExecuTorchModel, export_executorch
+
+        from emo.deployment.registry import ExportSpec
+        backend = get_backend(backend)
         g = torch.Generator().manual_seed(0)
-        self.models, self.inputs = {}, {}
+        self.models, self.inputs, self.out_dtype = {}, {}, None
         for b in (args.batch_size, 1):
-            path = export_executorch(copy.deepcopy(entry.module),
-                                     osp.join(folder, f'{index:02d}_b{b}.pte'), entry.shape,
-                                     max_batch=b)
-            self.models[b] = ExecuTorchModel(path, threads=args.threads or 1)
+            path = osp.join(folder, f'{index:02d}_{backend.name}_b{b}{backend.extension}')
+            spec = ExportSpec(entry.shape, max_batch=b, dynamic_batch=False)
+            backend.export(copy.deepcopy(entry.module).eval(), path, spec)
+            self.models[b] = backend.load(path, threads=args.threads, spinning=False)
             self.inputs[b] = torch.randn(b, 3, *entry.shape, generator=g)
-        self.out_dtype = 'torch.float32'
 
     def __call__(self, batch_size):
-        return self.models[batch_size].method.execute([self.inputs[batch_size]])
-
-
-class OpenVINORunner:
-    """The module converted to OpenVINO IR (float32, batch dynamic) and compiled for the
-    CPU with INFERENCE_PRECISION_HINT f32, one infer request."""
-
-    def __init__(self, entry, args, folder, index):
-        import copy
-        from emo.deployment.openvino import OpenVINOModel, export_openvino
-        path = export_openvino(copy.deepcopy(entry.module), osp.join(folder, f'{index:02d}.xml'),
-                               entry.shape)
-        self.model = OpenVINOModel(path, threads=args.threads)
-        g = torch.Generator().manual_seed(0)
-        self.inputs = {b: torch.randn(b, 3, *entry.shape, generator=g).numpy()
-                       for b in (args.batch_size, 1)}
-        self.out_dtype = 'numpy.float32'
-
-    def __call__(self, batch_size):
-        return self.model.request.infer([self.inputs[batch_size]])
-
-
-RUNNERS = dict(onnxruntime=OrtRunner, executorch=ExecuTorchRunner, openvino=OpenVINORunner)
+        out = self.models[batch_size](self.inputs[batch_size])
+        self.out_dtype = self.out_dtype or f'numpy.{out[0].numpy().dtype}'
+        return out
 
 
 def timed(step, batch_size, iters, device):
@@ -499,7 +456,7 @@ def run(args):
             for i, e in enumerate(entries):
                 try:
                     step = (TorchRunner(e, args, device) if backend == 'pytorch' else
-                            RUNNERS[backend](e, args, folder, i))
+                            ExportedRunner(e, args, folder, i, backend))
                     for b in sizes:  # warm-up; the first call also checks that it runs
                         for _ in range(max(args.warmup, 1)):
                             step(b)
@@ -561,18 +518,10 @@ def machine_info(args):
                 torch_interop_threads=torch.get_num_interop_threads(),
                 omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
                 keep_freed_memory=args.keep_freed_memory)
-    if 'onnxruntime' in args.backend:
-        import onnxruntime
-        info['onnxruntime'] = onnxruntime.__version__
-        info['onnxruntime_threads'] = args.threads or 'default'
-    if 'executorch' in args.backend:
-        import executorch
-        info['executorch'] = getattr(executorch, '__version__', '1.5.1')
-        info['executorch_threads'] = args.threads or 1
-    if 'openvino' in args.backend:
-        import openvino
-        info['openvino'] = openvino.__version__
-        info['openvino_threads'] = args.threads or 'default'
+    for name in args.backend:
+        if name != 'pytorch':
+            info[name] = get_backend(name).version()
+            info[f'{name}_threads'] = args.threads or 'default'
     if args.device == 'cuda':
         info['gpu'] = torch.cuda.get_device_name()
         info['cuda'] = torch.version.cuda

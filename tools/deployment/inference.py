@@ -29,15 +29,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import numpy as np  # noqa: E402
 
 from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.deployment.registry import BACKENDS, backend_names  # noqa: E402
 
 
 def get_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Run an exported model (ONNX Runtime, ExecuTorch, OpenVINO) on an image '
-        'with the config\'s pre- and post-processing', formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__)
-    parser.add_argument('model', help='the exported file: .onnx (tools/deployment/'
-                        'pytorch2onnx.py), .pte or .xml (tools/deployment/export.py)')
+        'with the config\'s pre- and post-processing',
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('model', help='the exported file (tools/deployment/export.py): '
+                        + ', '.join(f'{b.extension} ({b.name})' for b in BACKENDS.values()))
     parser.add_argument('config', help='the config the model was exported from')
     parser.add_argument('img', help='image file')
     parser.add_argument('--out', help='classification: a .json of the top-k classes; '
@@ -47,7 +48,7 @@ def get_args(argv=None):
     parser.add_argument('--pred-score-thr', type=float, default=0.3,
                         help='detection: boxes with a lower score are not printed/drawn')
     parser.add_argument('--threads', type=int, help='the runtime\'s threads')
-    parser.add_argument('--backend', choices=['onnxruntime', 'executorch', 'openvino'],
+    parser.add_argument('--backend', choices=backend_names(aliases=True),
                         help='the runtime (default: by the file extension; openvino also '
                         'runs .onnx files)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -112,7 +113,7 @@ def segmentation(result, classes, args):
 def main(argv=None):
     args = get_args(argv)
     for path, what in ((args.model, 'exported model'), (args.img, 'image')):
-        if not osp.isfile(path):
+        if not osp.exists(path):
             raise FileNotFoundError(f'{what} not found: {path}')
     import emo  # noqa: F401
     from emo.deployment import DeployInferencer

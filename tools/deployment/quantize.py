@@ -6,15 +6,20 @@ and data_preprocessor, and quantized with the runtime's own tool:
   onnxruntime  QDQ ONNX (onnxruntime.quantization.quantize_static), per-channel weights;
   openvino     NNCF (nncf.quantize) on the OpenVINO model;
   executorch   torchao PT2E with ExecuTorch's XNNPACKQuantizer (per-channel weights),
-               lowered to XNNPACK (.pte, fixed H, W: --shape, else the calibration
-               images' size when they share one, else the config's test size; ops kept
-               in float or outside XNNPACK are listed in <file>.pte.json). --eval runs
-               the fp32 and INT8 .pte with DeployInferencer, test batches of <= 8.
+               lowered to XNNPACK (.pte, fixed H, W; ops kept in float or outside
+               XNNPACK are listed in <file>.pte.json).
+(The backends and their quantizers come from the registry, emo.deployment.registry.)
+The export size: --shape, else the size the config's test pipeline makes every image
+(a centre crop, a fixed resize), else the calibration images' size when they share one,
+else the config's test size; a file that cannot take a test image's size says so by
+name. Every CHECKPOINT tensor must fill the model unless --allow-partial.
 Written to --out-dir: <name>_fp32.<ext> (the float form, for comparison) and
 <name>_int8.<ext>. The op types left in float are printed. With --eval the fp32 and INT8
 models both run the config's test set with its test_evaluator (Accuracy, CocoMetric,
 IoUMetric) and the metrics are printed side by side, with the top-1 agreement of INT8 with
-fp32 for a classifier. See docs/quantization.md for measured fidelity and speed. Examples:
+fp32 for a classifier; both run through DeployInferencer (test batches of at most
+--max-batch where the file bounds its batch). See docs/quantization.md for measured
+fidelity and speed. Examples:
     python tools/deployment/quantize.py configs/demo/emo-1m_demo_cls.py epoch_12.pth \\
         --backend onnxruntime --out-dir int8/ --eval
     python tools/deployment/quantize.py configs/demo/ssdlite_emo-1m_demo_coco.py \\
@@ -31,15 +36,8 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-
-from emo.apis.launch import DictAction, load_config  # noqa: E402
-
-BACKENDS = ('onnxruntime', 'openvino', 'executorch')
-# ExecuTorch plans memory for a largest batch; --eval runs the test set in batches of it
-# (a program exported for batch <= 32 refused a batch of 50 at 64x64: "resize a bounded
-# tensor with a maximum capacity of 184320 elements")
-ET_MAX_BATCH = 8
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.deployment.registry import MAX_BATCH, backend_names, get_backend  # noqa: E402
 
 
 def get_args(argv=None):
@@ -49,7 +47,9 @@ def get_args(argv=None):
         epilog=__doc__)
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime',
+    parser.add_argument('--backend', default='onnxruntime',
+                        choices=[n for n in backend_names(aliases=True)
+                                 if get_backend(n).quantizer],
                         help='runtime to quantize for (default: onnxruntime)')
     parser.add_argument('--out-dir', default='work_dirs/int8',
                         help='where <config name>_fp32 / _int8 models go '
@@ -86,9 +86,16 @@ def get_args(argv=None):
                         'the model computes the same on CPUs without VNNI, whose INT8 '
                         'kernels can saturate), in the first only (first_layer, NNCF\'s '
                         'default) or none (disable)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='input H W (or one size) to export at (default: the '
-                        'config\'s test size)')
+    add_shape_argument(parser, 'input H W (or one size) to export at (default: the size '
+                       'the test pipeline makes, else the calibration images\' size when '
+                       'they share one, else the config\'s test size)')
+    parser.add_argument('--max-batch', type=int, default=MAX_BATCH,
+                        help=f'largest batch of the written files (default {MAX_BATCH}; '
+                        'ExecuTorch plans its memory for it)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='accept a checkpoint that fills only part of the model (the '
+                        'rest keeps its initialisation); by default every tensor the '
+                        'model uses must come from CHECKPOINT (docs/reliability.md)')
     parser.add_argument('--eval', action='store_true',
                         help='evaluate fp32 and INT8 on the config\'s test set')
     parser.add_argument('--threads', type=int, help='runtime threads for --eval '
@@ -98,113 +105,10 @@ def get_args(argv=None):
     args = parser.parse_args(argv)
     if args.calib_num < 1:
         parser.error('--calib-num must be >= 1')
-    if args.shape and len(args.shape) > 2:
-        parser.error('--shape takes H W or one size')
+    if args.max_batch < 1:
+        parser.error('--max-batch must be >= 1')
+    args.backend = get_backend(args.backend).name
     return args
-
-
-def build(cfg, checkpoint):
-    """The deploy form (re-parameterized, eval mode) of ``cfg`` with ``checkpoint``;
-    returns it and the data set's meta (the checkpoint's over the config's)."""
-    from emo.apis import build_model_from_cfg, dataset_meta
-    model = build_model_from_cfg(cfg, checkpoint=checkpoint, deploy=True)
-    meta = dataset_meta(cfg)
-    meta.update(getattr(model, 'dataset_meta', None) or {})
-    return model, meta
-
-
-def export_fp32_onnx(model, cfg, meta, path, shape=None):
-    """The deploy form as ONNX (dynamic batch; dynamic H, W for det/seg)."""
-    from emo.apis import default_shape, task_of
-    from emo.deployment import export_onnx, export_wrapper
-    task = task_of(model)
-    shape = tuple(shape * 2 if shape and len(shape) == 1 else shape or default_shape(cfg))
-    dynamic_hw = task != 'classification'
-    wrapper = export_wrapper(model)
-    metadata = dict(task=task, config=osp.basename(cfg.filename),
-                    shape=json.dumps(list(shape)), dynamic_hw=json.dumps(dynamic_hw),
-                    reparameterized='true')
-    if meta.get('classes'):
-        metadata['classes'] = json.dumps(list(meta['classes']))
-    return export_onnx(wrapper, path, torch.randn(1, 3, *shape),
-                       output_names=wrapper.output_names(),
-                       dynamic_axes=wrapper.dynamic_axes(dynamic_hw=dynamic_hw),
-                       metadata=metadata)
-
-
-def quantize_ort(args, cfg, model, meta, inputs, stem):
-    from emo.deployment.quantize import float_ops_onnx, quantize_onnxruntime
-    fp32 = export_fp32_onnx(model, cfg, meta, f'{stem}_fp32.onnx', args.shape)
-    ops = args.ort_ops
-    ops = None if ops == ['all'] else (ops or ('Conv', 'MatMul', 'Gemm'))
-    int8 = quantize_onnxruntime(
-        fp32, f'{stem}_int8.onnx', inputs, calibrate_method=args.calib_method,
-        activation_type=args.activation_type, weight_type=args.weight_type,
-        reduce_range=args.reduce_range, op_types=ops)
-    return fp32, int8, float_ops_onnx(int8)
-
-
-def quantize_ov(args, cfg, model, meta, inputs, stem):
-    import openvino as ov
-
-    from emo.deployment.quantize import (float_ops_openvino, openvino_model,
-                                         quantize_openvino)
-    onnx_path = export_fp32_onnx(model, cfg, meta, f'{stem}_fp32.onnx', args.shape)
-    fp32 = f'{stem}_fp32.xml'
-    ov.save_model(ov.convert_model(onnx_path), fp32, compress_to_fp16=False)
-    int8 = quantize_openvino(fp32, f'{stem}_int8.xml', inputs,
-                             transformer=args.ov_transformer,
-                             ignored_types=args.ov_ignore or (),
-                             overflow_fix=args.ov_overflow_fix)
-    compiled = openvino_model(int8)
-    return fp32, int8, float_ops_openvino(compiled)
-
-
-def quantize_et(args, cfg, model, meta, inputs, stem):
-    import copy
-
-    from emo.apis import default_shape, task_of
-    from emo.deployment import export_wrapper
-    from emo.deployment.executorch import export_executorch
-    from emo.deployment.quantize import float_ops_executorch, quantize_executorch
-    # fixed H, W: the size the test pipeline makes (that of the calibration inputs when
-    # they share one, e.g. a segmentor's keep-ratio resize), else the config's
-    sizes = {tuple(x.shape[2:]) for x in inputs}
-    shape = tuple(args.shape * 2 if args.shape and len(args.shape) == 1 else
-                  args.shape or (sizes.pop() if len(sizes) == 1 else default_shape(cfg)))
-    wrapper = export_wrapper(model)
-    metadata = dict(task=task_of(model), config=osp.basename(cfg.filename),
-                    output_names=json.dumps(wrapper.output_names()),
-                    reparameterized='true')
-    if meta.get('classes'):
-        metadata['classes'] = json.dumps(list(meta['classes']))
-    max_batch = ET_MAX_BATCH
-    fp32 = export_executorch(copy.deepcopy(wrapper), f'{stem}_fp32.pte', shape,
-                             max_batch=max_batch, metadata=metadata)
-    int8 = quantize_executorch(wrapper, f'{stem}_int8.pte', inputs, shape,
-                               metadata=metadata, max_batch=max_batch)
-    return fp32, int8, float_ops_executorch(int8)
-
-
-def inferencer(backend, path, cfg, threads, onnx_path):
-    """The config's pre/post-processing around the runtime model ``path``
-    (``DeployInferencer``; for OpenVINO, the fp32 ONNX export's inferencer)."""
-    from emo.deployment import DeployInferencer, ONNXInferencer
-    if backend == 'onnxruntime':
-        return ONNXInferencer(path, cfg, threads=threads)
-    if backend == 'executorch':
-        return DeployInferencer(path, cfg, threads=threads)
-    inf = ONNXInferencer(onnx_path, cfg, threads=threads)
-    if backend == 'openvino':
-        from emo.deployment.quantize import openvino_model
-        compiled = openvino_model(path, threads)
-
-        def forward(inputs):
-            res = compiled(inputs.numpy())
-            return [torch.from_numpy(res[o]) for o in compiled.outputs]
-        inf.forward = forward
-        return inf
-    raise NotImplementedError(backend)
 
 
 def print_side_by_side(results):
@@ -225,41 +129,48 @@ def print_side_by_side(results):
 def main(argv=None):
     args = get_args(argv)
     import emo  # noqa: F401
+    from emo.deployment import DeployInferencer, ExportSpec, export_wrapper
+    from emo.deployment.prepare import export_metadata, export_size, prepare_model
     from emo.deployment.quantize import calibration_images, calibration_inputs
 
+    backend = get_backend(args.backend)
     cfg = load_config(args.config, args.cfg_options)
-    model, meta = build(cfg, args.checkpoint)
+    prep = prepare_model(cfg, args.checkpoint, allow_partial=args.allow_partial, log=None)
+    if prep.task not in backend.tasks:
+        raise ValueError(f'{args.config}: {backend.name} takes {", ".join(backend.tasks)} '
+                         f'models, this config builds a {prep.task} model')
     images = calibration_images(cfg, args.calib_data, args.calib_num)
-    inputs = calibration_inputs(cfg, images, model)
+    inputs = calibration_inputs(cfg, images, prep.model)
     print(f'calibrating on {len(inputs)} images of {args.calib_data} '
           f'(first: {images[0]})')
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, osp.splitext(osp.basename(args.config))[0])
+    shape = export_size(cfg, args.shape, inputs)
+    dynamic_hw = backend.dynamic_hw and prep.task != 'classification'
+    metadata = export_metadata(export_wrapper(prep.model), cfg, shape,
+                               prep.meta.get('classes'), prep.reparameterized, dynamic_hw)
+    spec = ExportSpec(shape, max_batch=args.max_batch, dynamic_hw=dynamic_hw,
+                      metadata=metadata)
     t0 = time.perf_counter()
-    if args.backend == 'onnxruntime':
-        fp32, int8, float_ops = quantize_ort(args, cfg, model, meta, inputs, stem)
-    elif args.backend == 'openvino':
-        fp32, int8, float_ops = quantize_ov(args, cfg, model, meta, inputs, stem)
-    elif args.backend == 'executorch':
-        fp32, int8, float_ops = quantize_et(args, cfg, model, meta, inputs, stem)
-    else:
-        raise ValueError(f'unknown backend {args.backend}')
-    print(f'{args.backend}: fp32 {fp32}, INT8 {int8} ({time.perf_counter() - t0:.1f} s)')
+    fp32, int8, float_ops = backend.quantize(prep.model, stem, inputs, spec, vars(args))
+    print(f'{backend.name}: fp32 {fp32}, INT8 {int8} at {shape[0]}x{shape[1]} '
+          f'({time.perf_counter() - t0:.1f} s)')
     print('kept in float: ' + (', '.join(f'{k} x{v}' for k, v in float_ops.items())
                                or 'nothing'))
     if args.eval:
         from emo.deployment.quantize import compare_on_test_set
-        if args.backend == 'executorch':
-            cfg.test_dataloader.batch_size = min(cfg.test_dataloader.batch_size,
-                                                 ET_MAX_BATCH)
-        results = compare_on_test_set(cfg, {
-            'fp32': inferencer(args.backend, fp32, cfg, args.threads, f'{stem}_fp32.onnx'),
-            'int8': inferencer(args.backend, int8, cfg, args.threads, f'{stem}_fp32.onnx')})
+        inferencers = {name: DeployInferencer(path, cfg, threads=args.threads,
+                                              backend=backend.name)
+                       for name, path in (('fp32', fp32), ('int8', int8))}
+        bounded = [i.runtime.max_batch for i in inferencers.values() if i.runtime.max_batch]
+        if bounded:
+            cfg.test_dataloader.batch_size = min(cfg.test_dataloader.batch_size, *bounded)
+        results = compare_on_test_set(cfg, inferencers)
         print_side_by_side(results)
         with open(f'{stem}_int8_eval.json', 'w') as f:
-            json.dump(dict(backend=args.backend, checkpoint=args.checkpoint,
+            json.dump(dict(backend=backend.name, checkpoint=args.checkpoint,
                            calib_data=args.calib_data, calib_num=len(inputs),
-                           results=results), f, indent=1)
+                           shape=list(shape), results=results), f, indent=1)
         return results
     return int8
 
