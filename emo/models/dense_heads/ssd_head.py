@@ -7,14 +7,17 @@ SSD / SSDLite model raises ``AttributeError: 'SSDHead' object has no attribute
 adds ``loss_cls = None``: same parameters, same state_dict keys, same losses and outputs,
 so checkpoints move freely between ``SSDHead`` and ``EMOSSDHead``.
 
-Registered under a new name in mmdet's ``MODELS`` registry (mmdet's own ``SSDHead`` is
-left untouched). Without mmdet installed nothing is registered and ``import emo`` works.
+Registered under a new name in mmengine's root ``MODELS`` registry, where the
+``EMOSSDHead`` look-up of any scope (mmdet's included) finds it and, on first use, imports
+this module (:mod:`emo.registry`); mmdet's own ``SSDHead`` is left untouched. Without
+mmdet installed nothing is registered and ``import emo`` works.
 """
+from mmengine.registry import MODELS
+
 try:
     from mmdet.models.dense_heads import SSDHead
-    from mmdet.registry import MODELS
 except ImportError:  # mmdet is optional: classification / segmentation only
-    SSDHead = MODELS = None
+    SSDHead = None
 
 __all__ = []
 
