@@ -313,9 +313,16 @@ def resume_mismatches(cfg, checkpoint, model=None):
     meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
     if isinstance(meta.get('cfg'), str):
         recorded, current = _identity(_config_literals(meta['cfg'])), _identity(cfg)
-        diff = [f'{k}: checkpoint {recorded.get(k)!r} vs config {current.get(k)!r}'
-                for k in sorted(set(recorded) | set(current))
-                if recorded.get(k) != current.get(k)]
+
+        def shown(k):  # a part's arch / classes only where both configs have the part
+            part = k.rsplit('.', 1)[0] + '.type'
+            return k.endswith('.type') or k == 'default_scope' or (
+                part in recorded and part in current)
+
+        diff = [f'{k}: checkpoint {recorded.get(k, "none")!r} vs config '
+                f'{current.get(k, "none")!r}'
+                for k in sorted(set(recorded) | set(current), key=lambda k: (
+                    k.count('.'), k)) if recorded.get(k) != current.get(k) and shown(k)]
         if diff:
             out.append('the config it records describes another model (' + '; '.join(diff)
                        + ')')
