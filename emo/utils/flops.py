@@ -11,20 +11,21 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from mmengine.analysis.jit_handles import get_shape
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 
 
 def sdpa_flop_jit(inputs, outputs):
     """Multiply-adds of softmax(q k^T) v: q (..., L, E), k (..., S, E), v (..., S, Ev)."""
+    # imported here: importing mmengine.analysis applies emo.patches, which imports this
+    from mmengine.analysis.jit_handles import get_shape
     q, k, v = (get_shape(t) for t in inputs[:3])
     *batch, L, E = q
     S, Ev = k[-2], v[-1]
     return prod(batch) * L * S * (E + Ev)
 
 
-def model_complexity(model: nn.Module, shape: Sequence[int]) -> dict:
+def model_complexity(model: nn.Module, shape: Sequence[int], warn: bool = True) -> dict:
     """Parameters and FLOPs of ``model`` on one zero image (1, 3, H, W), in its current
     mode (``eval()`` it first for the inference FLOPs).
 
@@ -33,8 +34,12 @@ def model_complexity(model: nn.Module, shape: Sequence[int]) -> dict:
     logits, detector head maps before NMS, segmentor decode head (the auxiliary head is
     counted in the parameters, not in the FLOPs).
 
+    ``warn=False`` silences the counter's per-operator warnings (ops it has no handle
+    for, modules never called); ``unsupported`` lists those ops either way.
+
     Returns:
-        dict: ``params`` (int), ``flops`` (int, multiply-adds), ``shape`` ((H, W)).
+        dict: ``params`` (int), ``flops`` (int, multiply-adds), ``shape`` ((H, W)),
+        ``unsupported`` ({op name: calls} the counter counted as zero).
     """
     from mmengine.analysis import FlopAnalyzer
 
@@ -42,6 +47,9 @@ def model_complexity(model: nn.Module, shape: Sequence[int]) -> dict:
     param = next(model.parameters(), None)
     x = torch.zeros(1, 3, h, w, device=param.device if param is not None else 'cpu')
     with torch.no_grad():
-        flops = FlopAnalyzer(model, (x, )).set_op_handle(SDPA_OP, sdpa_flop_jit).total()
+        analyzer = FlopAnalyzer(model, (x, )).set_op_handle(SDPA_OP, sdpa_flop_jit)
+        analyzer.unsupported_ops_warnings(warn).uncalled_modules_warnings(warn)
+        flops = analyzer.total()
     params = sum(p.numel() for p in model.parameters())
-    return dict(params=params, flops=flops, shape=(h, w))
+    return dict(params=params, flops=flops, shape=(h, w),
+                unsupported=dict(analyzer.unsupported_ops()))

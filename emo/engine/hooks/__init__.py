@@ -4,3 +4,4 @@ from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook  # noqa: 
 from .rng_state_hook import RNGStateHook  # noqa: F401
 from .checkpoint_fit_hook import CheckpointFitHook  # noqa: F401
 from .data_check_hook import DataCheckHook  # noqa: F401
+from .compile_hook import EagerOptimStepHook  # noqa: F401
