@@ -12,8 +12,6 @@ import os.path as osp
 import numpy as np
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools)
 
-from .builder import dataset_cfgs
-
 SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
@@ -118,7 +116,14 @@ def _datasets(cfg):
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
-        for ds in dataset_cfgs(loader.get('dataset')):
+        todo = [loader.get('dataset')]
+        while todo:
+            ds = todo.pop()
+            if not ds:
+                continue
+            if 'dataset' in ds:
+                todo.append(ds['dataset'])
+            todo.extend(ds.get('datasets', []))
             yield split, ds
 
 
@@ -140,18 +145,13 @@ def check_data(cfg, splits=('train', 'val', 'test')):
                 raise FileNotFoundError(f'{split} annotation file {path!r} does not exist')
 
 
-def fix_dataloader(loader):
-    """``persistent_workers`` needs workers: drop it from the dataloader config ``loader``
-    when its ``num_workers`` is 0; returns ``loader``."""
-    if loader and loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
-        loader['persistent_workers'] = False
-    return loader
-
-
 def fix_dataloaders(cfg):
-    """:func:`fix_dataloader` for the config's train, val and test dataloaders."""
+    """``persistent_workers`` needs workers: drop it where ``num_workers`` is 0."""
     for split in ('train', 'val', 'test'):
-        fix_dataloader(cfg.get(f'{split}_dataloader'))
+        loader = cfg.get(f'{split}_dataloader')
+        if loader and loader.get('num_workers', 0) == 0 and \
+                loader.get('persistent_workers'):
+            loader['persistent_workers'] = False
 
 
 def enable_visualization(cfg, show=False, show_dir=None, wait_time=2.0):
