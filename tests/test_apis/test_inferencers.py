@@ -38,9 +38,6 @@ def test_classification_inferencer_gets_the_checkpoint(classifier, tmp_path):
     torch.save(dict(state_dict=headless, meta=META), tmp_path / 'headless.pth')
     with pytest.raises(IncompleteCheckpointError, match='head.fc.weight'):
         inferencer(CLS, str(tmp_path / 'headless.pth'))
-    inf = inferencer(CLS, str(tmp_path / 'headless.pth'), allow_partial=True)
-    assert torch.equal(inf.model.state_dict()['backbone.norm.norm.weight'],
-                       state['backbone.norm.norm.weight'])
 
 
 def test_detection_inferencer_refuses_a_classifier_checkpoint(classifier):
