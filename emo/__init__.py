@@ -15,6 +15,7 @@ mmseg, the deployment runtimes) itself: about as fast as ``import torch``
 * The classifiers of ``model-index.yml`` join mmpretrain's ``ModelHub`` when
   ``mmpretrain.apis`` is imported: ``get_model('emo-1m_8xb256_in1k', pretrained=True)``
   (:mod:`emo.apis.hub`).
+* timm, once imported, has ``emo_1m`` ... ``emo_6m`` (:mod:`emo.timm`).
 * :mod:`emo.patches`, every change EMO makes to mmengine, mmcv and torch (safe
   checkpoint loading, safe downloads, official checkpoints by name, atomic saving,
   named image errors, the SDPA FLOP handle), each applied when its library is imported;
@@ -43,6 +44,9 @@ def _register_models(_module):
 
 
 when_imported('mmpretrain.apis.model', _register_models)
+# timm.create_model('emo_1m', ...): emo.timm registers the entry points (light; the
+# network is imported when a model is created)
+when_imported('timm', lambda _module: importlib.import_module(f'{__name__}.timm'))
 
 _SUBPACKAGES = ('apis', 'deployment', 'engine', 'models', 'patches', 'timm', 'utils',
                 'visualization')
