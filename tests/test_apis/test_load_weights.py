@@ -117,3 +117,10 @@ def test_the_config_text_in_meta_is_read_not_run(classifier, tmp_path):
     with pytest.raises(IncompleteCheckpointError, match=r"an X \(meta.cfg\)"):
         build_model_from_cfg(CLS, checkpoint=save(tmp_path / 'm.pth', state, meta))
     assert not marker.exists()
+
+
+def test_a_file_that_is_not_a_state_dict_is_named(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / 'tensor.pth')
+    with pytest.raises(CheckpointError, match='tensor.pth: not a checkpoint: the file '
+                       'holds a Tensor, not a dict of tensors'):
+        build_model_from_cfg(CLS, checkpoint=str(tmp_path / 'tensor.pth'))

@@ -267,6 +267,10 @@ def fit_checkpoint(model, checkpoint, name, complete=False, allow_partial=False,
     model uses is in the file, unless ``allow_partial``). Without ``complete``
     (``load_from`` for fine-tuning) missing and unexpected keys are left to mmengine,
     which warns about them by name. Returns the (possibly converted) state dict."""
+    if not isinstance(checkpoint, dict):
+        from emo.engine.safe_io import CheckpointError
+        raise CheckpointError(f'{name}: not a checkpoint: the file holds a '
+                              f'{type(checkpoint).__name__}, not a dict of tensors')
     unwrap_official_trainer(checkpoint, name, logger)
     if is_official_layout(checkpoint):
         converted = official_to_mmpretrain(checkpoint)
