@@ -49,6 +49,7 @@ LAZY = {
         'StopOnInvalidLossHook': 'emo.engine.hooks.invalid_loss_hook',
         'RNGStateHook': 'emo.engine.hooks.rng_state_hook',
         'SafeCheckpointHook': 'emo.engine.safe_io',
+        'EagerOptimStepHook': 'emo.engine.hooks.compile_hook',
     },
     'model_wrapper': {'CPUDistributedDataParallel': 'emo.engine.dist'},
     'optim_wrapper': {'CPUAutocastOptimWrapper': 'emo.engine.optim_wrapper'},
