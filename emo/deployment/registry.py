@@ -260,6 +260,10 @@ def _builtin_backends():
             Backend('openvino', ('.xml', '.onnx'), ours + 'openvino', 'OpenVINOModel',
                     'export_file', 'quantize_file', 'openvino', options=('source', ),
                     summary='OpenVINO IR (.xml + .bin), float32, CPU; also runs .onnx'),
+            Backend('inductor', ('.pt2', ), ours + 'inductor', 'InductorModel',
+                    'export_file', None, 'torch', aliases=('aoti', ),
+                    summary='AOTInductor package (.pt2): the graph compiled by '
+                    'PyTorch\'s Inductor (freezing), CPU'),
             Backend('coreml', ('.mlpackage', ), ours + 'coreml', 'CoreMLModel',
                     'export_file', None, 'coremltools', tasks=('classification', ),
                     summary='Core ML ML program (.mlpackage), classifiers; runs on '
