@@ -8,15 +8,14 @@
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['emo'], allow_failed_imports=False)
 
-# ImageNet-1K weights: see deeplabv3_emov2_4xb8-80k_ade20k-512x512.py (the same LN + GELU
-# after the depthwise convs, the same report of what does not load).
+# ImageNet-1K weights and the norms after the depthwise convs: see
+# deeplabv3_emov2_4xb8-80k_ade20k-512x512.py.
 checkpoint = 'checkpoints/EMOv2_5M_224.pth'
 
 model = dict(
     pretrained=None,  # the ResNet base loads open-mmlab://resnet50_v1c here
     backbone=dict(_delete_=True, type='EMOv2', arch='5m', out_indices=(1, 2, 3, 4),
                   frozen_stages=-1, norm_eval=False, window_size=10, final_norm=False,
-                  dw_norm_cfg=dict(type='LN'), dw_act_cfg=dict(type='GELU'),
                   init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(in_channels=[48, 72, 160, 288]))
 

@@ -49,8 +49,9 @@ class EMOv2(EMO):
         drop_path_rate (float | None): stochastic depth; None takes the arch's rate.
         layer_scale (float): initial LayerScale of every block (1e-6); 0 for none.
         dw_norm_cfg / dw_act_cfg (dict): norm / act after every DW-Conv of stages 1-4:
-            BN + SiLU (classification, detection); the official segmentation backbone
-            has ``dict(type='LN')`` + GELU there (its BN weights then do not load).
+            BN + SiLU (every published run); the official repository's current
+            segmentation backbone has ``dict(type='LN')`` + GELU there (the classifier
+            files' BNs then do not load into them).
         final_norm (bool): LayerNorm after stage 4 (the classifier's). Default True.
         channels_last (bool): run in the channels_last memory format.
         deploy (bool): build the re-parameterized form :meth:`switch_to_deploy` gives.

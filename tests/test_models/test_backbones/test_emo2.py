@@ -96,7 +96,8 @@ def test_window_layouts():
 
 @pytest.mark.numerical
 def test_segmentation_dw_norm():
-    """The official segmentation backbone: LN + GELU after every DW-Conv."""
+    """The official repository's current segmentation backbone: LN + GELU after every
+    DW-Conv (the published segmentation runs had BN + SiLU)."""
     ref, model = pair('1m', seed=4, window_size=10, dw=('ln', nn.GELU),
                       dw_norm_cfg=dict(type='LN'), dw_act_cfg=dict(type='GELU'))
     compare(ref, model, torch.randn(1, 3, 97, 131), 'dw LN + GELU')

@@ -54,9 +54,9 @@ def test_backbone_loads_the_official_file_by_name(official):
 
 
 def test_segmentation_backbone_reports_the_dw_norms_it_cannot_fill(official):
-    """The official segmentation backbone has LN + GELU after its DW-Convs: the file's
-    BatchNorms there do not fit and the LNs stay at their initialisation; the official
-    code skipped them silently, here they are listed by name."""
+    """The official repository's current segmentation backbone has LN + GELU after its
+    DW-Convs: the file's BatchNorms there do not fit and the LNs stay at their
+    initialisation; the official code skips them silently, here they are listed."""
     _, path = official
     model = EMOv2('1m', out_indices=(1, 2, 3, 4), final_norm=False,
                   dw_norm_cfg=dict(type='LN'), dw_act_cfg=dict(type='GELU'))
