@@ -102,6 +102,8 @@ def off_diagonal_mean(sim):
 def draw(rows, title):
     from emo.visualization import pyplot
     plt = pyplot()
+    low = min(float(s.min()) for row in rows for s in row['sims'].values())
+    low = min(0.0, low) if low < 0 else round(low - 0.05, 1) if low < 0.95 else 0.9
     fig, axes = plt.subplots(len(rows), len(TAPS), figsize=(3.0 * len(TAPS) + 0.6,
                                                              2.7 * len(rows) + 0.5),
                              squeeze=False)
@@ -115,7 +117,7 @@ def draw(rows, title):
                         transform=ax.transAxes)
                 continue
             sim = row['sims'][tap].numpy()
-            im = ax.imshow(sim, cmap='viridis', vmin=-1, vmax=1)
+            im = ax.imshow(sim, cmap='viridis', vmin=low, vmax=1)
             ax.set_title(f'{row["titles"][tap]}\nmean off-diagonal '
                          f'{off_diagonal_mean(sim):.2f}', fontsize=8)
             if c == 0:

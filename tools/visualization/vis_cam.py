@@ -9,7 +9,7 @@ uses the inference form (BatchNorms folded); it gives the same maps.
 
 Examples:
     python tools/visualization/vis_cam.py configs/demo/emo-1m_demo_cls.py \\
-        work_dirs/demo/emo-1m_demo_cls/epoch_12.pth data/demo/imagenet/val/cross/000.JPEG \\
+        work_dirs/demo/emo-1m_demo_cls/epoch_12.pth data/demo/imagenet/val/*/000.JPEG \\
         --out cam.png
     python tools/visualization/vis_cam.py CONFIG CKPT data/demo/imagenet/val \\
         --method gradcam++ --target-layers backbone.stage3.-1 --out-dir cams/ --max 8
@@ -37,7 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='classification config file')
     parser.add_argument('checkpoint', help="checkpoint file, or 'random' (seeded "
                         'initialisation)')
-    parser.add_argument('image', help='an image file, or a folder (all its images)')
+    parser.add_argument('image', nargs='+', help='image files and / or folders (all their '
+                        'images)')
     parser.add_argument('--target-layers', nargs='+', metavar='NAME',
                         help='modules to compute the map at, dotted paths with list indices '
                         '(backbone.norm, backbone.stage3.-1, backbone.stage4.2.conv_local); '
@@ -90,7 +91,8 @@ def draw(pictures, result, names, classes, title):
         label = classes[c] if classes and c < len(classes) else str(c)
         p = float(result['scores'][i, c])
         axes[0, i].imshow(pic)
-        axes[0, i].set_title(osp.basename(names[i])[:18], fontsize=8)
+        axes[0, i].set_title(osp.join(osp.basename(osp.dirname(names[i])),
+                                     osp.basename(names[i]))[-22:], fontsize=8)
         axes[1, i].imshow(pic)
         im = axes[1, i].imshow(cam, cmap='jet', alpha=0.5, vmin=0, vmax=1)
         y, x = np.unravel_index(cam.argmax(), cam.shape)
@@ -119,9 +121,9 @@ def main(argv=None):
     if task_of(model) != 'classification':
         raise SystemExit(f'{args.config}: vis_cam.py explains classifiers; this config '
                          f'builds a {task_of(model)} model')
-    paths = list_images(args.image)[:args.max]
+    paths = [p for path in args.image for p in list_images(path)][:args.max]
     if args.out and not args.out_dir and len(paths) > PER_FIGURE:
-        raise SystemExit(f'{args.image}: {len(paths)} images do not fit one picture '
+        raise SystemExit(f'{" ".join(args.image)}: {len(paths)} images do not fit one picture '
                          f'(at most {PER_FIGURE}): give --out-dir, or --max {PER_FIGURE}')
     cats = args.target_category
     if cats and len(cats) not in (1, len(paths)):
