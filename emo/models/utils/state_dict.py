@@ -147,6 +147,11 @@ def _config_literals(text):
             return [value(e) for e in node.elts]
         if isinstance(node, ast.Constant):
             return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+                and isinstance(node.operand, ast.Constant) \
+                and isinstance(node.operand.value, (int, float)):
+            value_ = node.operand.value
+            return -value_ if isinstance(node.op, ast.USub) else value_
         return None  # anything else (names, calls, lambdas) is not read
 
     try:
