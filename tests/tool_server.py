@@ -49,7 +49,12 @@ def child(req):
 
 
 def main():
-    import emo  # noqa: F401  (torch, mmengine, mmpretrain, mmdet, mmseg with it)
+    # import emo imports none of the task packages (emo.registry, emo.lazy); what it
+    # imported before is imported here, once (mmdet's models bring mmpretrain's)
+    import emo  # noqa: F401
+    import emo.apis  # noqa: F401
+    import emo.engine  # noqa: F401
+    import emo.models.dense_heads  # noqa: F401  (mmdet.models)
     import mmengine.runner  # noqa: F401
     reply = os.fdopen(os.dup(1), 'w', buffering=1)
     os.dup2(2, 1)  # nothing else may write into the reply channel
