@@ -5,6 +5,8 @@ Prints the metrics (top-1/top-5, COCO bbox mAP, aAcc/mIoU/mAcc) and writes them 
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # draw predictions
     python tools/test.py CONFIG CHECKPOINT --out preds.pkl  # mmseg: --out DIR of masks
+    python tools/test.py CONFIG CHECKPOINT --allow-partial  # a checkpoint that does not
+                                                     # fill the model (else an error)
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
     bash tools/dist_test.sh CONFIG CHECKPOINT 2   # no CUDA: 2 CPU processes (gloo)
 """
