@@ -64,9 +64,19 @@ def test_classifier_with_peers(tmp_path):
     assert peer['reference'] == 'reference EMO-1M'  # peers: the first EMO's reference
     assert rows[('mobilenet-v3-small-075_8xb128_in1k', 'pytorch')]['params'] > peer['params']
     assert emo['output_dtype'] == 'torch.float32'
-    # the markdown table: a header and one line per row
-    table = [line for line in proc.stdout.splitlines() if line.startswith('| ')]
+    # the markdown table: a header and one line per row, each with its input size
+    text = proc.stdout.split('\n\n')
+    table = [line for line in text[1].splitlines() if line.startswith('| ')]
     assert len(table) == 1 + 4 and 'reference EMO-1M' in table[1]
+    assert all('| 64x64 |' in line for line in table[1:])
+    # then each model's fastest form, and EMO-1M / each peer (one row per peer)
+    assert 'Fastest form of each model' in proc.stdout
+    ratios = [line for line in proc.stdout.split('/ peer,')[1].splitlines()
+              if line.startswith('| mobilenet')]
+    assert len(ratios) == 2
+    # the FLOP counter's warnings are one line
+    assert proc.stderr.count('FLOP counter: ops counted as zero') == 1
+    assert 'Unsupported operator' not in proc.stderr
 
 
 def test_training_steps_with_amp(tmp_path):

@@ -95,12 +95,28 @@ def get_args(argv=None):
                         'Runtime intra-op threads; default: torch\'s own choice')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
                         help='cuda: synchronized around every timing (default: cpu)')
-    parser.add_argument('--backend', nargs='+', choices=['pytorch'] + backend_names(True),
+    parser.add_argument('--backend', nargs='+',
+                        choices=['pytorch', 'compile'] + backend_names(True),
                         default=['pytorch'],
-                        help='one or more (default: pytorch); the others (the registry of '
-                        'emo.deployment.registry: onnxruntime, executorch, openvino, ...) '
-                        'export every model to a temporary folder, one file per batch '
-                        'size, and time it there through the backend\'s runtime model')
+                        help='one or more (default: pytorch); compile: the pytorch rows '
+                        'compiled in this process by torch.compile (Inductor, freezing, one '
+                        'static graph per batch size; with --train the forward and '
+                        'backward); the others (the registry of emo.deployment.registry: '
+                        'onnxruntime, executorch, openvino, inductor (AOTInductor .pt2), '
+                        '...) export every model to a temporary folder, one file per batch '
+                        'size, and time it there through the backend\'s runtime model. '
+                        'Compile / export seconds are reported apart from the timings')
+    parser.add_argument('--int8', action='store_true',
+                        help='also time the INT8 form of every model in each backend that '
+                        'quantizes (the files tools/deployment/quantize.py writes, '
+                        'calibrated here on --calib-num random inputs: speed does not '
+                        'depend on the calibration data), beside its float32 form')
+    parser.add_argument('--calib-num', type=int, default=8,
+                        help='calibration inputs of --int8 (default: 8)')
+    parser.add_argument('--published', action='store_true',
+                        help='also time every peer at its published input size (the test '
+                        'crop of its mmpretrain config, e.g. 256 for EdgeNeXt-XXS and '
+                        'MobileViT-XXS) where it differs from --shape / 224')
     parser.add_argument('--rounds', type=int, default=5,
                         help='timing rounds over all models; min / median / max are '
                         'over them (default: 5)')
@@ -120,12 +136,14 @@ def get_args(argv=None):
                         help='autocast: bfloat16 on CPU, float16 on CUDA (with a '
                         'GradScaler for --train)')
     parser.add_argument('--channels-last', action='store_true',
-                        help='model and input in torch.channels_last (pytorch backend; not the '
+                        help='model and input in torch.channels_last (pytorch and compile '
+                        'rows; exported ones export NCHW; not the '
                         'reference rows). EMO classification configs already set '
                         'model.backbone.channels_last=True')
     parser.add_argument('--deploy', action='store_true',
-                        help='re-parameterize: model.backbone.switch_to_deploy() (a config '
-                        'whose backbone lacks it is an error; peers without it run as they '
+                        help='re-parameterize: every module with switch_to_deploy() switches '
+                        '(emo.apis.reparameterize_model; a config whose model has none is '
+                        'an error; peers without one run as they '
                         'are; the reference row is always the literal network)')
     parser.add_argument('--default-malloc', action='store_true',
                         help='keep glibc\'s default allocation (mmap / munmap for every '
@@ -145,10 +163,14 @@ def get_args(argv=None):
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
     if args.warmup < 0 or (args.threads is not None and args.threads < 1):
         parser.error('--warmup must be >= 0 and --threads >= 1')
-    args.backend = list(dict.fromkeys(b if b == 'pytorch' else get_backend(b).name
+    args.backend = list(dict.fromkeys(b if b in ('pytorch', 'compile') else get_backend(b).name
                                       for b in args.backend))
-    for backend in set(args.backend) - {'pytorch'}:
-        for opt in ('train', 'amp', 'channels_last'):
+    if args.int8 and not any(b not in ('pytorch', 'compile') and get_backend(b).quantizer
+                             for b in args.backend):
+        parser.error('--int8: none of the backends quantizes (those that do: ' + ', '.join(
+            n for n in backend_names() if get_backend(n).quantizer) + ')')
+    for backend in set(args.backend) - {'pytorch', 'compile'}:
+        for opt in ('train', 'amp'):  # --channels-last: the torch rows only
             if getattr(args, opt):
                 parser.error(f'--{opt.replace("_", "-")} applies to --backend pytorch '
                              f'only ({backend} runs the exported float32 graph)')
@@ -269,7 +291,22 @@ def peer_config(spec):
     return path
 
 
-def build_peer(spec, args):
+def published_shape(spec):
+    """The test crop (H, W) of a peer's mmpretrain config (its published input size), or
+    None when it cannot be told."""
+    from mmengine.config import Config
+    try:
+        if spec.endswith('.py'):
+            cfg = Config.fromfile(peer_config(spec))
+        else:
+            from mmpretrain.apis import ModelHub
+            cfg = ModelHub.get(spec).config
+        return tuple(default_shape(cfg))
+    except Exception:  # noqa: BLE001  (no config, no test pipeline: only --shape)
+        return None
+
+
+def build_peer(spec, args, shape=None):
     import mmpretrain
     from mmengine.config import Config
     if spec.endswith('.py'):
@@ -282,10 +319,10 @@ def build_peer(spec, args):
             raise ValueError(f'--peers {spec}: {e}') from None
         name = spec
     deploy = False
-    if args.deploy and hasattr(model.backbone, 'switch_to_deploy'):
-        model.backbone.switch_to_deploy()
-        deploy = True
-    return Entry(name, 'peer', model, args.shape or (224, 224), spec,
+    if args.deploy:
+        from emo.apis import reparameterize_model
+        deploy = reparameterize_model(model) > 0
+    return Entry(name, 'peer', model, shape or args.shape or (224, 224), spec,
                  deploy=deploy, note='' if deploy or not args.deploy else 'no deploy form')
 
 
@@ -319,6 +356,10 @@ def build_entries(args):
         entries.append(entry)
     for spec in args.peers:
         entries.append(build_peer(spec, args))
+        published = published_shape(spec) if args.published else None
+        if published and tuple(published) != tuple(entries[-1].shape):
+            entries.append(build_peer(spec, args, published))
+            entries[-1].note = ', '.join(filter(None, ['published size', entries[-1].note]))
     if args.reference and not references:  # peers only: the released EMO-1M classifier
         ref = dict(variant='1m', window_size=7, attn_pre=True, num_classes=1000)
         key = ('1m', 7, True, 1000, False, tuple(args.shape or (224, 224)))
@@ -330,7 +371,16 @@ def build_entries(args):
             e.ref_key = next(k for k, r in references.items() if r is e)
         elif e.ref_key is None:
             e.ref_key = first
-        e.flops = model_complexity(e.module.eval(), e.shape)['flops']
+        counted = model_complexity(e.module.eval(), e.shape, warn=False)
+        e.flops, e.uncounted = counted['flops'], counted['unsupported']
+    uncounted = {}
+    for e in entries:
+        for op, calls in e.uncounted.items():
+            uncounted[op.replace('aten::', '')] = uncounted.get(op.replace('aten::', ''), 0) + 1
+    if uncounted:  # one line instead of mmengine's warnings per op and model
+        print('FLOP counter: ops counted as zero (elementwise, norms, softmax; models with '
+              'them): ' + ', '.join(f'{op} ({n})' for op, n in sorted(uncounted.items())),
+              file=sys.stderr)
     return entries, references
 
 
@@ -350,10 +400,15 @@ def loss_of(out, labels):
 
 
 class TorchRunner:
-    """Inference passes or training steps of one module on fixed random inputs."""
+    """Inference passes or training steps of one module on fixed random inputs; with
+    ``compile``, the module compiled by Inductor in this process (inference:
+    ``emo.deployment.inductor.compile_for_inference``, freezing; training: the module's
+    forward, its backward compiled with it), one static graph per batch size: the first
+    call at each size compiles, and its seconds are kept in ``compile_s``."""
 
-    def __init__(self, entry, args, device):
+    def __init__(self, entry, args, device, compile=False):
         self.args, self.device = args, device
+        self.compile, self.compile_s = compile, {}
         self.out_dtype = None  # of the first output, seen on the first call
         # the reference row is always the literal network as released (NCHW)
         channels_last = args.channels_last and entry.kind != 'reference'
@@ -375,8 +430,20 @@ class TorchRunner:
             self.optim = torch.optim.AdamW(params, lr=1e-4)
             self.scaler = torch.amp.GradScaler(
                 device.type, enabled=args.amp and amp_dtype == torch.float16)
+        self.eager = self.module
+        if compile:
+            from emo.deployment.inductor import compile_for_inference
+            self.module = (torch.compile(self.module, dynamic=False) if args.train else
+                           compile_for_inference(self.module))
 
     def __call__(self, batch_size):
+        if self.compile and batch_size not in self.compile_s:
+            start = time.perf_counter()
+            self.step(batch_size)
+            self.compile_s[batch_size] = time.perf_counter() - start
+        return self.step(batch_size)
+
+    def step(self, batch_size):
         x = self.inputs[batch_size]
         if not self.args.train:
             with torch.inference_mode(), torch.autocast(**self.amp):
@@ -400,17 +467,29 @@ class ExportedRunner:
     runtime model, its idle threads not spinning (they would slow the model timed
     next)."""
 
-    def __init__(self, entry, args, folder, index, backend):
+    def __init__(self, entry, args, folder, index, backend, int8=False):
         import copy
 
         from emo.deployment.registry import ExportSpec
         backend = get_backend(backend)
         g = torch.Generator().manual_seed(0)
-        self.models, self.inputs, self.out_dtype = {}, {}, None
+        self.models, self.inputs, self.out_dtype, self.compile_s = {}, {}, None, {}
+        self.float_ops = None
+        os.makedirs(folder, exist_ok=True)
         for b in (args.batch_size, 1):
-            path = osp.join(folder, f'{index:02d}_{backend.name}_b{b}{backend.extension}')
+            # batches of b (a file may fix its batch), --calib-num images at least
+            calib = [torch.randn(b, 3, *entry.shape, generator=g)
+                     for _ in range(-(-args.calib_num // b))]
+            stem = osp.join(folder, f'{index:02d}_{backend.name}_b{b}')
             spec = ExportSpec(entry.shape, max_batch=b, dynamic_batch=False)
-            backend.export(copy.deepcopy(entry.module).eval(), path, spec)
+            start = time.perf_counter()
+            if int8:  # the float32 and INT8 files quantize.py writes; the INT8 one is timed
+                _, path, self.float_ops = backend.quantize(
+                    copy.deepcopy(entry.module).eval(), stem, calib, spec, {})
+            else:
+                path = backend.export(copy.deepcopy(entry.module).eval(),
+                                      stem + backend.extension, spec)
+            self.compile_s[b] = time.perf_counter() - start
             self.models[b] = backend.load(path, threads=args.threads, spinning=False)
             self.inputs[b] = torch.randn(b, 3, *entry.shape, generator=g)
 
@@ -451,12 +530,22 @@ def run(args):
     latency = not (args.no_latency or args.train)
     sizes = [args.batch_size] + ([1] if latency else [])
     runners = []  # (entry, backend, step)
+    forms = [(b, False) for b in args.backend]
+    if args.int8:
+        forms += [(b, True) for b in args.backend
+                  if b not in ('pytorch', 'compile') and get_backend(b).quantizer]
+    args.backend_forms = [b + (' int8' if int8 else '') for b, int8 in forms]
     with tempfile.TemporaryDirectory(prefix='emo_benchmark_') as folder:
-        for backend in args.backend:
+        for form, int8 in forms:
+            backend = form + (' int8' if int8 else '')
             for i, e in enumerate(entries):
+                if int8 and e.kind == 'reference':
+                    continue  # the literal network: no task model for the quantizers
                 try:
-                    step = (TorchRunner(e, args, device) if backend == 'pytorch' else
-                            ExportedRunner(e, args, folder, i, backend))
+                    step = (TorchRunner(e, args, device, form == 'compile')
+                            if form in ('pytorch', 'compile') else
+                            ExportedRunner(e, args, osp.join(folder, backend.replace(' ', '_')),
+                                           i, form, int8))
                     for b in sizes:  # warm-up; the first call also checks that it runs
                         for _ in range(max(args.warmup, 1)):
                             step(b)
@@ -486,17 +575,24 @@ def run(args):
                    deploy=e.deploy,
                    variant=e.variant, note=e.note, output_dtype=step.out_dtype,
                    throughput=stats(t[args.batch_size]),
-                   latency_ms=stats(t[1]) if latency else None)
+                   latency_ms=stats(t[1]) if latency else None,
+                   compile_s={str(b): s for b, s in getattr(step, 'compile_s', {}).items()},
+                   float_ops=getattr(step, 'float_ops', None))
         rows.append(row)
         if e.kind == 'reference' or e.ref_key is None:  # no --reference: the first row
             by_ref.setdefault((e.ref_key, backend), row)
+    def ratio(row, ref):
+        return dict(throughput=row['throughput']['median'] / ref['throughput']['median'],
+                    latency=(ref['latency_ms']['median'] / row['latency_ms']['median']
+                             if latency else None))
+
+    same = {(id(e), backend): row for (e, backend, _), row in zip(runners, rows)}
     for (e, backend, _), row in zip(runners, rows):
-        ref = by_ref[(e.ref_key, backend)]
+        ref = by_ref.get((e.ref_key, backend)) or by_ref[(e.ref_key, backend.split()[0])]
         row['reference'] = ref['name']
-        row['x_reference'] = dict(
-            throughput=row['throughput']['median'] / ref['throughput']['median'],
-            latency=(ref['latency_ms']['median'] / row['latency_ms']['median']
-                     if latency else None))
+        row['x_reference'] = ratio(row, ref)
+        if backend.endswith(' int8'):  # INT8 against the same model's float32 form
+            row['x_fp32'] = ratio(row, same[(id(e), backend.split()[0])])
     return rows
 
 
@@ -519,7 +615,7 @@ def machine_info(args):
                 omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
                 keep_freed_memory=args.keep_freed_memory)
     for name in args.backend:
-        if name != 'pytorch':
+        if name not in ('pytorch', 'compile'):
             info[name] = get_backend(name).version()
             info[f'{name}_threads'] = args.threads or 'default'
     if args.device == 'cuda':
@@ -554,19 +650,89 @@ def markdown(rows, args, info):
             else '"x ref" = median speed relative to the first row of the same backend '
             f'({rows[0]["reference"] if rows else "-"}; no --reference); > 1 is faster.'),
         '',
-        '| model | ' + ('backend | ' if multi else '') + 'params | GFLOPs | img/s | x ref | '
-        'batch-1 latency (ms) | x ref |',
-        '|---|' + ('---|' if multi else '') + '---:|---:|---|---:|---|---:|']
+        '| model | ' + ('backend | ' if multi else '') + 'input | params | GFLOPs | img/s | '
+        'x ref | batch-1 latency (ms) | x ref | compile / export s |',
+        '|---|' + ('---|' if multi else '') + '---|---:|---:|---|---:|---|---:|---:|']
     for r in rows:
         name = r['name'] + (f' ({r["note"]})' if r['note'] else '')
         lat = r['latency_ms']
+        x = r.get('x_fp32') or r['x_reference']  # INT8 rows: x its float32 form
+        compiled = ' / '.join(f'{r["compile_s"][b]:.0f}' for b in sorted(
+            r['compile_s'], key=int, reverse=True)) if r.get('compile_s') else '-'
         cells = [name] + ([r['backend']] if multi else []) + [
-            f'{r["params"] / 1e6:.2f} M', f'{r["flops"] / 1e9:.3f}',
-            fmt_triple(r['throughput'], 1), f'{r["x_reference"]["throughput"]:.2f}',
+            '{}x{}'.format(*r['shape']), f'{r["params"] / 1e6:.2f} M',
+            f'{r["flops"] / 1e9:.3f}', fmt_triple(r['throughput'], 1),
+            f'{x["throughput"]:.2f}' + (' fp32' if 'x_fp32' in r else ''),
             fmt_triple(lat, 2) if lat else '-',
-            f'{r["x_reference"]["latency"]:.2f}' if lat else '-']
+            (f'{x["latency"]:.2f}' + (' fp32' if 'x_fp32' in r else '')) if lat else '-',
+            compiled]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += summary(rows, args)
     return '\n'.join(lines)
+
+
+def fastest(rows, key):
+    """The row of ``rows`` with the best median of ``key`` (throughput: highest;
+    latency_ms: lowest)."""
+    have = [r for r in rows if r.get(key)]
+    if not have:
+        return None
+    pick = max if key == 'throughput' else min
+    return pick(have, key=lambda r: r[key]['median'])
+
+
+def summary(rows, args):
+    """Markdown lines after the table: each model's fastest form (over the backends), and
+    the first config's ratios to every peer, per backend and fastest against fastest,
+    flagged where the FLOPs are equal (within 5 %: like with like)."""
+    models = {}
+    for r in rows:
+        models.setdefault((r['name'], tuple(r['shape'])), []).append(r)
+    if len(rows) < 2:
+        return []
+    lines = ['', 'Fastest form of each model (over the backends timed):', '',
+             '| model | input | GFLOPs | best img/s (form) | best batch-1 ms (form) |',
+             '|---|---|---:|---|---|']
+    best = {}
+    for (name, shape), rs in models.items():
+        t, l = fastest(rs, 'throughput'), fastest(rs, 'latency_ms')
+        best[(name, shape)] = (t, l)
+        lines.append(f'| {name} | {shape[0]}x{shape[1]} | {rs[0]["flops"] / 1e9:.3f} | '
+                     f'{t["throughput"]["median"]:.1f} ({t["backend"]}) | ' +
+                     (f'{l["latency_ms"]["median"]:.2f} ({l["backend"]})' if l else '-') + ' |')
+    first = next((r for r in rows if r['kind'] == 'config'), None)
+    peers = [k for k, rs in models.items() if rs[0]['kind'] == 'peer']
+    if first is None or not peers:
+        return lines
+    key = (first['name'], tuple(first['shape']))
+    lines += ['', f'{first["name"]} ({first["shape"][0]}x{first["shape"][1]}) / peer, '
+              'throughput / batch-1 latency (> 1: EMO faster); "=" marks equal FLOPs '
+              '(within 5 %):', '',
+              '| peer | input | ' + ' | '.join(args.backend_forms) + ' | fastest / fastest |',
+              '|---|---|' + '---|' * (len(args.backend_forms) + 1)]
+    mine = {r['backend']: r for r in models[key]}
+    for peer in peers:
+        theirs = {r['backend']: r for r in models[peer]}
+        equal = abs(theirs[next(iter(theirs))]['flops'] / first['flops'] - 1) <= 0.05
+        cells = []
+        for b in args.backend_forms:
+            a, p = mine.get(b), theirs.get(b)
+            cells.append(ratio_text(a, p) if a and p else '-')
+        (ta, la), (tp, lp) = best[key], best[peer]
+        cells.append(ratio_text(dict(throughput=ta['throughput'], latency_ms=la and
+                                     la['latency_ms']),
+                                dict(throughput=tp['throughput'], latency_ms=lp and
+                                     lp['latency_ms'])))
+        lines.append(f'| {peer[0]}{" =" if equal else ""} | {peer[1][0]}x{peer[1][1]} | ' +
+                     ' | '.join(cells) + ' |')
+    return lines
+
+
+def ratio_text(a, p):
+    t = a['throughput']['median'] / p['throughput']['median']
+    if a.get('latency_ms') and p.get('latency_ms'):
+        return f'{t:.2f} / {p["latency_ms"]["median"] / a["latency_ms"]["median"]:.2f}'
+    return f'{t:.2f}'
 
 
 def main(argv=None):
@@ -575,8 +741,6 @@ def main(argv=None):
     rows = run(args)
     info = machine_info(args)
     info['load_average_before'] = load_before  # 1 / 5 / 15 min; a busy machine shows here
-    table = markdown(rows, args, info)
-    print(table)
     out = args.out or osp.join(
         'work_dirs', 'benchmark',
         f'benchmark_{datetime.datetime.now().strftime("%Y%m%d_%H%M%S")}.json')
@@ -584,7 +748,11 @@ def main(argv=None):
     args.out = out
     result = dict(args=vars(args), machine=info,
                   time=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                  rows=rows, table=table)
+                  rows=rows, table=None)
+    with open(out, 'w') as f:  # the figures first: a long run keeps them whatever follows
+        json.dump(result, f, indent=2)
+    result['table'] = table = markdown(rows, args, info)
+    print(table)
     with open(out, 'w') as f:
         json.dump(result, f, indent=2)
     print(f'\nresults: {out}')
