@@ -14,14 +14,15 @@
 import copy
 import importlib
 import os.path as osp
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 __all__ = ['build_model_from_cfg', 'load_weights', 'reparameterize_model', 'default_shape',
-           'pipeline_shape', 'dataset_meta', 'inference_pipeline_cfg', 'task_of', 'TASKS']
+           'pipeline_shape', 'dataset_meta', 'inference_pipeline_cfg', 'task_of', 'TASKS',
+           'dataset_cfgs']
 
 #: the task of each default scope
 TASKS = dict(mmpretrain='classification', mmdet='detection', mmseg='segmentation')
@@ -143,11 +144,25 @@ def task_of(model: nn.Module) -> str:
                     'single-stage detector')
 
 
+def dataset_cfgs(ds: dict, leaves: bool = False) -> Iterator[dict]:
+    """A data set config and every config it wraps (``dataset`` of RepeatDataset,
+    ClassBalancedDataset & co., ``datasets`` of ConcatDataset), outermost first;
+    ``leaves``: only the data sets that wrap none."""
+    todo = [ds]
+    while todo:
+        ds = todo.pop(0)
+        if not ds:
+            continue
+        inner = list(ds.get('datasets') or []) + ([ds['dataset']] if ds.get('dataset')
+                                                  else [])
+        if not (leaves and inner):
+            yield ds
+        todo[:0] = inner
+
+
 def _test_dataset_cfg(cfg: Config) -> dict:
-    ds = cfg.test_dataloader.dataset
-    while 'dataset' in ds:  # RepeatDataset & co.
-        ds = ds.dataset
-    return ds
+    """The (first) data set that the test dataloader's wrappers hold."""
+    return next(dataset_cfgs(cfg.test_dataloader.dataset, leaves=True))
 
 
 def inference_pipeline_cfg(cfg: Config) -> List[dict]:

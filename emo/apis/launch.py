@@ -12,6 +12,8 @@ import os.path as osp
 import numpy as np
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools)
 
+from .builder import dataset_cfgs
+
 SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
@@ -47,6 +49,15 @@ def add_shape_argument(parser, help):
     """``--shape H W`` (or one size for a square) as a tuple (H, W), None when not given."""
     parser.add_argument('--shape', type=int, nargs='+', metavar='N', action=ShapeAction,
                         help=help)
+
+
+def add_allow_partial_argument(parser):
+    """``--allow-partial`` of the tools that load a checkpoint for a result
+    (:func:`emo.apis.load_weights` ``allow_partial``)."""
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='accept a checkpoint that fills only part of the model (the '
+                        'rest keeps its initialisation); by default every tensor the '
+                        'model uses must come from CHECKPOINT (docs/reliability.md)')
 
 
 def build_runner(cfg):
@@ -116,14 +127,7 @@ def _datasets(cfg):
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
-        todo = [loader.get('dataset')]
-        while todo:
-            ds = todo.pop()
-            if not ds:
-                continue
-            if 'dataset' in ds:
-                todo.append(ds['dataset'])
-            todo.extend(ds.get('datasets', []))
+        for ds in dataset_cfgs(loader.get('dataset')):
             yield split, ds
 
 
@@ -145,13 +149,18 @@ def check_data(cfg, splits=('train', 'val', 'test')):
                 raise FileNotFoundError(f'{split} annotation file {path!r} does not exist')
 
 
+def fix_dataloader(loader):
+    """``persistent_workers`` needs workers: drop it from the dataloader config ``loader``
+    when its ``num_workers`` is 0; returns ``loader``."""
+    if loader and loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
+        loader['persistent_workers'] = False
+    return loader
+
+
 def fix_dataloaders(cfg):
-    """``persistent_workers`` needs workers: drop it where ``num_workers`` is 0."""
+    """:func:`fix_dataloader` for the config's train, val and test dataloaders."""
     for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if loader and loader.get('num_workers', 0) == 0 and \
-                loader.get('persistent_workers'):
-            loader['persistent_workers'] = False
+        fix_dataloader(cfg.get(f'{split}_dataloader'))
 
 
 def enable_visualization(cfg, show=False, show_dir=None, wait_time=2.0):

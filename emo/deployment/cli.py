@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import torch
 
-from ..apis.launch import DictAction, add_shape_argument, load_config
+from ..apis.launch import (DictAction, add_allow_partial_argument, add_shape_argument,
+                           load_config)
 from .registry import MAX_BATCH, BACKENDS, RuntimeUnavailable, backend_names, get_backend
 
 __all__ = ['export_parser', 'export_main', 'verify']
@@ -69,10 +70,7 @@ def export_parser(description: str, epilog: str, backend: Optional[str] = None):
                         'at --batch-size and one more; another H, W when dynamic); print '
                         'the max abs difference, fail above the derived float32 bound '
                         '(emo/utils/numerics.py)')
-    parser.add_argument('--allow-partial', action='store_true',
-                        help='accept a checkpoint that fills only part of the model (the '
-                        'rest keeps its initialisation); by default every tensor the '
-                        'model uses must come from CHECKPOINT (docs/reliability.md)')
+    add_allow_partial_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser

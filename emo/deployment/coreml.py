@@ -133,11 +133,18 @@ class CoreMLModel(RuntimeModel):
     backend = 'coreml'
 
     def __init__(self, path: str, threads: Optional[int] = None, spinning: bool = True):
-        import coremltools as ct
         self.path, self.threads = path, threads
-        if not osp.isdir(path) or not osp.isfile(osp.join(path, 'Manifest.json')):
+        manifest = osp.join(path, 'Manifest.json')
+        if not osp.isdir(path) or not osp.isfile(manifest):
             raise ModelFileError(path, 'is not a Core ML package: a .mlpackage is a folder '
                                  'with a Manifest.json; export it again')
+        try:
+            with open(manifest) as f:
+                json.load(f)
+        except ValueError as e:
+            raise ModelFileError(path, f'its Manifest.json is damaged or truncated ({e}); '
+                                 'export it again') from None
+        import coremltools as ct
         try:
             spec = ct.utils.load_spec(path)
         except Exception as e:  # a damaged manifest, a missing or truncated model

@@ -53,9 +53,9 @@ class DeployInferencer:
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
         self.cfg = cfg
+        self.runtime = load_runtime(model, threads, backend)  # a bad file fails first
         self.model = build_model_from_cfg(cfg)
         self.task = task_of(self.model)
-        self.runtime = load_runtime(model, threads, backend)
         self.path = model
         meta = self.runtime.metadata
         if meta.get('task') and meta['task'] != self.task:

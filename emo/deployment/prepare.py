@@ -52,6 +52,8 @@ def prepare_model(cfg, checkpoint: Optional[str] = None, reparam: bool = True,
     re-parameterized unless ``reparam=False``."""
     from ..apis.builder import (build_model_from_cfg, dataset_meta, load_weights,
                                 reparameterize_model, task_of)
+    if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')  # before building
     model = build_model_from_cfg(cfg)
     meta = dataset_meta(cfg)
     if checkpoint:

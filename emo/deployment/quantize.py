@@ -27,7 +27,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
-from ..apis.builder import build_model_from_cfg, inference_pipeline_cfg
+from ..apis.builder import build_model_from_cfg, dataset_cfgs, inference_pipeline_cfg
+from ..apis.launch import fix_dataloader
 # each backend's quantizer lives beside its exporter; the names stay importable here
 from .executorch import float_ops_executorch, quantize_executorch  # noqa: F401
 from .onnx import float_ops_onnx, ort_int8_ops, quantize_onnxruntime  # noqa: F401
@@ -36,7 +37,8 @@ from .openvino import float_ops_openvino, openvino_model, quantize_openvino  # n
 __all__ = [
     'calibration_images', 'calibration_inputs', 'quantize_onnxruntime', 'ort_int8_ops',
     'float_ops_onnx', 'quantize_openvino', 'openvino_model', 'float_ops_openvino',
-    'quantize_executorch', 'float_ops_executorch', 'compare_on_test_set', 'IMG_EXTENSIONS'
+    'quantize_executorch', 'float_ops_executorch', 'compare_on_test_set', 'IMG_EXTENSIONS',
+    'evenly_spaced'
 ]
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
@@ -50,11 +52,18 @@ def _split_dataset_cfg(cfg: Config, split: str):
 
 
 def _describe(ds_cfg) -> str:
-    while 'dataset' in ds_cfg:
-        ds_cfg = ds_cfg.dataset
+    ds_cfg = next(dataset_cfgs(ds_cfg, leaves=True))
     parts = [f'{k}={ds_cfg[k]!r}' for k in ('type', 'data_root', 'ann_file', 'data_prefix')
              if ds_cfg.get(k)]
     return ', '.join(parts)
+
+
+def evenly_spaced(n: int, num: int) -> List[int]:
+    """``min(num, n)`` indices of ``range(n)`` spread evenly from the first to the last
+    (so a set sorted by class contributes every class)."""
+    if n <= 0:
+        return []
+    return [int(i) for i in np.unique(np.linspace(0, n - 1, min(num, n)).round())]
 
 
 def calibration_images(cfg: Config, data: str = 'val', num: int = 32) -> List[str]:
@@ -84,18 +93,13 @@ def calibration_images(cfg: Config, data: str = 'val', num: int = 32) -> List[st
         except (FileNotFoundError, OSError, RuntimeError) as e:  # mmpretrain: RuntimeError
             raise ValueError(f'the calibration set is empty or unreadable: {where}: '
                              f'{e}') from e
-        n = len(dataset)
-        paths = [] if n == 0 else [
-            dataset.get_data_info(int(i))['img_path']
-            for i in np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))]
+        paths = [dataset.get_data_info(i)['img_path'] for i in evenly_spaced(len(dataset), num)]
     elif osp.isdir(data):
         where = f'the folder {data}'
         paths = sorted(
             osp.join(root, f) for root, _, files in os.walk(data) for f in files
             if f.lower().endswith(IMG_EXTENSIONS))
-        if paths:
-            paths = [paths[int(i)] for i in np.unique(
-                np.linspace(0, len(paths) - 1, min(num, len(paths))).round().astype(int))]
+        paths = [paths[i] for i in evenly_spaced(len(paths), num)]
     elif osp.isfile(data):
         where = f'the list file {data}'
         with open(data) as f:
@@ -157,10 +161,7 @@ def compare_on_test_set(cfg: Config, inferencers: Dict[str, object],
     from mmengine.runner import Runner
 
     init_default_scope(cfg.default_scope)
-    loader_cfg = copy.deepcopy(cfg.test_dataloader)
-    if loader_cfg.get('num_workers', 0) == 0:
-        loader_cfg['persistent_workers'] = False
-    loader = Runner.build_dataloader(loader_cfg)
+    loader = Runner.build_dataloader(fix_dataloader(copy.deepcopy(cfg.test_dataloader)))
     first = next(iter(inferencers.values()))
     evaluators, labels = {}, collections.defaultdict(list)
     for name in inferencers:

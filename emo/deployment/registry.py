@@ -13,8 +13,9 @@ An entry names its module and the attributes in it (resolved on first use, so th
 * ``runtime``: a class implementing :class:`RuntimeModel`: built from ``(path,
   threads=None, spinning=True)`` (``spinning=False``: idle worker threads must not
   busy-wait after a run; runtimes whose threads do not spin ignore it), it checks the
-  file (a missing, truncated or foreign file is a :class:`ModelFileError`), and maps a normalised float32 batch (B, 3, H, W) to a list
-  of tensors; it has ``metadata`` (the strings stored at export, the schema of
+  file (a missing, truncated or foreign file is a :class:`ModelFileError`), and maps
+  a normalised float32 batch (B, 3, H, W) to a list of tensors; it has ``metadata``
+  (the strings stored at export, the schema of
   :func:`emo.deployment.prepare.export_metadata`), ``output_names``, ``threads``, and
   ``input_hw`` / ``max_batch`` (None: dynamic) that :meth:`RuntimeModel.check_input`
   enforces with an :class:`InputSizeError`;

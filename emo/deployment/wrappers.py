@@ -30,7 +30,37 @@ __all__ = [
 ]
 
 
-class ClassifierExport(nn.Module):
+class _TaskExport(nn.Module):
+    """What the task wrappers share: ``dynamic_axes`` for the exporters, from
+    ``output_names()`` and ``_output_hw`` (the H, W symbols of an output map, None for
+    an output without them)."""
+
+    task = ''
+    dynamic_hw = True  # the default of dynamic_axes
+
+    def output_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def _output_hw(self, name: str):
+        return None
+
+    def dynamic_axes(self, input_name='input', dynamic_hw=None):
+        """``{name: {axis: symbol}}`` as ``torch.onnx.export`` takes it: the batch of the
+        input and every output, with ``dynamic_hw`` (default: the wrapper's) H and W of
+        the input and of every output map."""
+        dynamic_hw = self.dynamic_hw if dynamic_hw is None else dynamic_hw
+        axes = {input_name: {0: 'batch'}}
+        if dynamic_hw:
+            axes[input_name].update({2: 'height', 3: 'width'})
+        for name in self.output_names():
+            axes[name] = {0: 'batch'}
+            hw = self._output_hw(name)
+            if dynamic_hw and hw:
+                axes[name].update({2: hw[0], 3: hw[1]})
+        return axes
+
+
+class ClassifierExport(_TaskExport):
     """mmpretrain ``ImageClassifier``: (B, 3, H, W) -> logits (B, num_classes).
 
     The normalised image in, the head's ``cls_score`` out (before softmax, which
@@ -45,14 +75,10 @@ class ClassifierExport(nn.Module):
     def forward(self, x):
         return self.model(x, mode='tensor')
 
+    dynamic_hw = False
+
     def output_names(self):
         return ['logits']
-
-    def dynamic_axes(self, input_name='input', dynamic_hw=False):
-        axes = {input_name: {0: 'batch'}, 'logits': {0: 'batch'}}
-        if dynamic_hw:
-            axes[input_name].update({2: 'height', 3: 'width'})
-        return axes
 
 
 def _pool_matrix(n, size: int, ref: torch.Tensor):
@@ -102,7 +128,7 @@ def dynamic_adaptive_pools(module: nn.Module) -> int:
     return count
 
 
-class SegmentorExport(nn.Module):
+class SegmentorExport(_TaskExport):
     """mmseg ``EncoderDecoder`` in whole-image mode: (B, 3, H, W) -> logits (B, C, H, W).
 
     Backbone (+ neck) -> decode head -> bilinear resize to the input size with the
@@ -129,15 +155,11 @@ class SegmentorExport(nn.Module):
     def output_names(self):
         return ['seg_logits']
 
-    def dynamic_axes(self, input_name='input', dynamic_hw=True):
-        axes = {input_name: {0: 'batch'}, 'seg_logits': {0: 'batch'}}
-        if dynamic_hw:
-            axes[input_name].update({2: 'height', 3: 'width'})
-            axes['seg_logits'].update({2: 'height', 3: 'width'})
-        return axes
+    def _output_hw(self, name):
+        return 'height', 'width'  # the input's size
 
 
-class DetectorExport(nn.Module):
+class DetectorExport(_TaskExport):
     """mmdet single-stage detector: (B, 3, H, W) -> ``cls_score_0..L-1`` (B, A*C, H_i,
     W_i), ``bbox_pred_0..L-1`` (B, A*4, H_i, W_i): the raw outputs of ``bbox_head``,
     before anchors, box decoding and NMS (``bbox_head.predict_by_feat`` does those)."""
@@ -157,16 +179,9 @@ class DetectorExport(nn.Module):
         return ([f'cls_score_{i}' for i in range(self.num_levels)] +
                 [f'bbox_pred_{i}' for i in range(self.num_levels)])
 
-    def dynamic_axes(self, input_name='input', dynamic_hw=True):
-        axes = {input_name: {0: 'batch'}}
-        if dynamic_hw:
-            axes[input_name].update({2: 'height', 3: 'width'})
-        for name in self.output_names():
-            level = name.rsplit('_', 1)[1]
-            axes[name] = {0: 'batch'}
-            if dynamic_hw:
-                axes[name].update({2: f'height_{level}', 3: f'width_{level}'})
-        return axes
+    def _output_hw(self, name):
+        level = name.rsplit('_', 1)[1]
+        return f'height_{level}', f'width_{level}'
 
 
 @torch.no_grad()

@@ -36,7 +36,8 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.apis.launch import (DictAction, add_allow_partial_argument,  # noqa: E402
+                             add_shape_argument, load_config)
 from emo.deployment.registry import MAX_BATCH, backend_names, get_backend  # noqa: E402
 
 
@@ -92,10 +93,7 @@ def get_args(argv=None):
     parser.add_argument('--max-batch', type=int, default=MAX_BATCH,
                         help=f'largest batch of the written files (default {MAX_BATCH}; '
                         'ExecuTorch plans its memory for it)')
-    parser.add_argument('--allow-partial', action='store_true',
-                        help='accept a checkpoint that fills only part of the model (the '
-                        'rest keeps its initialisation); by default every tensor the '
-                        'model uses must come from CHECKPOINT (docs/reliability.md)')
+    add_allow_partial_argument(parser)
     parser.add_argument('--eval', action='store_true',
                         help='evaluate fp32 and INT8 on the config\'s test set')
     parser.add_argument('--threads', type=int, help='runtime threads for --eval '
