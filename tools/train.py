@@ -63,15 +63,22 @@ def add_tensorboard(cfg):
         backends.append(dict(type='TensorboardVisBackend'))
 
 
-def check_amp_device(cfg):
-    """mmengine's AmpOptimWrapper asserts a CUDA / NPU / MLU device: without one, the same
-    mixed precision as bfloat16 autocast on the CPU (emo.engine.CPUAutocastOptimWrapper)."""
+def enable_amp(cfg):
+    """``--amp``: mmengine's AmpOptimWrapper (float16 autocast, dynamic loss scaling) on a
+    GPU; it asserts a CUDA / NPU / MLU device, so without one bfloat16 autocast on the CPU
+    (emo.engine.CPUAutocastOptimWrapper: no loss scaling, float32 weights and steps)."""
     from mmengine.device import get_device
-    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and get_device() == 'cpu':
-        cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
-        cfg.optim_wrapper.pop('loss_scale', None)  # bfloat16 needs no loss scaling
-        if cfg.optim_wrapper.get('dtype') is None:
-            cfg.optim_wrapper.dtype = 'bfloat16'
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        print('AMP is already enabled in the config.')
+    else:
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+    if get_device() == 'cpu':
+        wrapper.type = 'CPUAutocastOptimWrapper'
+        wrapper.pop('loss_scale', None)  # bfloat16 keeps float32's range: nothing to scale
+        if wrapper.get('dtype') is None:
+            wrapper.dtype = 'bfloat16'
         print('--amp without a GPU: bfloat16 autocast on the CPU (CPUAutocastOptimWrapper); '
               'on this CPU fp32 channels_last measured faster (docs/benchmarks.md)')
 
@@ -86,13 +93,8 @@ def main(argv=None):
     fix_dataloaders(cfg)
     add_training_hooks(cfg)
 
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    check_amp_device(cfg)
+    if args.amp or cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        enable_amp(cfg)  # a config's own AmpOptimWrapper gets the CPU fallback too
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

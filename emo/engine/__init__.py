@@ -5,3 +5,4 @@ from .hooks import *  # noqa: F401,F403
 from .safe_io import (CheckpointError, IncompleteCheckpointError,  # noqa: F401
                       load_from_local, resolve_resume, use_safe_checkpoint_hook)
 from .loading import ImageLoadError  # noqa: F401  (image errors name the file)
+from .optim_wrapper import CPUAutocastOptimWrapper  # noqa: F401  (--amp on a CPU)

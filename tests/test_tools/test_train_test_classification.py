@@ -56,13 +56,3 @@ def test_get_flops_cli():
     assert 'input shape: 112x160' in proc.stdout
     assert 'params: 1.3612 M (1361168)' in proc.stdout
     assert '--shape' in run('tools/analysis/get_flops.py', '--help').stdout
-
-
-def test_amp_on_cpu_fails_clearly(demo_data_root, tmp_path):
-    proc = run('tools/train.py', 'configs/demo/emo-1m_demo_cls.py', '--amp', '--work-dir',
-               str(tmp_path), '--cfg-options',
-               *[f'{s}_dataloader.dataset.data_root={demo_data_root}/imagenet'
-                 for s in ('train', 'val', 'test')])
-    assert proc.returncode != 0
-    assert '--amp (AmpOptimWrapper) needs a GPU' in proc.stderr
-    assert not list(tmp_path.glob('*.pth'))
