@@ -73,9 +73,9 @@ def cpu_seconds():
     return total
 
 
-def gpu_check(tmp_path, *args):
+def gpu_check(tmp_path, *args, **env):
     sock = str(tmp_path / 'tools.sock')
-    env = dict(os.environ, PYTHON=sys.executable, EMO_TOOL_SOCKET=sock,
+    env = dict(os.environ, **env, PYTHON=sys.executable, EMO_TOOL_SOCKET=sock,
                GPU_CHECK_TOOL=f'{sys.executable} {osp.join(REPO, "tests", "tool_client.py")}')
     with tool_socket(sock):
         cpu = cpu_seconds()
@@ -119,8 +119,9 @@ def test_dry_run_runs_every_step(demo_data_root, tmp_path):
 
 
 def test_stops_at_the_first_failure_with_its_log(tmp_path):
-    # without --dry-run on a machine without a GPU the first step fails: nothing else runs
-    proc = gpu_check(tmp_path)
+    # without --dry-run and without a GPU (hidden, should there be one) the first step
+    # fails: nothing else runs
+    proc = gpu_check(tmp_path, CUDA_VISIBLE_DEVICES='')
     assert proc.returncode == 1
     assert '[gpu_check] env            FAILED' in proc.stdout
     assert 'sees no GPU' in proc.stdout  # the end of env.log, printed

@@ -48,7 +48,8 @@ patch_cuda() {
 
 if [ ! -f "$tree"/.emo-patched ]; then
   if [ -n "${MMCV_SDIST:-}" ]; then
-    [ "$(cd "$(dirname "$MMCV_SDIST")" && pwd)" = "$(cd "$src" && pwd)" ] || cp "$MMCV_SDIST" "$src"/
+    sdist_dir=$(cd "$(dirname "$MMCV_SDIST")" && pwd)
+    [ "$sdist_dir" = "$(cd "$src" && pwd)" ] || cp "$MMCV_SDIST" "$src"/
   else  # metadata preparation imports torch, hence --no-build-isolation
     "$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation mmcv==2.1.0 -d "$src"
   fi

@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --data) DATA=$2; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '/^set -euo/q;2,$p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -308,7 +308,8 @@ bench() {  # NAME [benchmark.py args]
 }
 
 # --- the run --------------------------------------------------------------------------------
-say "gpu_check $(date -u +%FT%TZ) on $(hostname), $([ $DRY = 1 ] && echo 'DRY RUN (CPU)' || echo GPU)"
+mode=GPU; [ $DRY = 1 ] && mode='DRY RUN (CPU)'
+say "gpu_check $(date -u +%FT%TZ) on $(hostname), $mode"
 step env env_check
 sed 's/^/  /' "$WORK/env.log" | tee -a "$SUMMARY"
 if [ $DRY = 1 ]; then

@@ -4,8 +4,9 @@
 # mmcv 2.1.0's source distribution (its ops are compiled there, against that machine's own
 # torch, or a wheel built by tools/misc/build_mmcv.sh for that torch is added with --mmcv).
 #   bash tools/misc/gpu_wheels.sh [DIR] [--python-version 3.12] [--mmcv WHEEL]
-# DIR defaults to work_dirs/gpu-wheels (git-ignored: name it in a GPU run's carry). Prints the folder's size: what travels with a
-# GPU run is 64 MiB at most, the repository included.
+# DIR defaults to work_dirs/gpu-wheels (git-ignored: name it in a GPU run's carry).
+# Prints the folder's size: what travels with a GPU run is 64 MiB at most, the repository
+# included.
 #
 # Only what the GPU machine lacks, --no-deps, pinned to the versions the CPU suite runs:
 # the image described in docs/cuda.md already has torch, torchvision, numpy, scipy,
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --python-version) pyver=$2; shift 2 ;;
     --mmcv) mmcv_wheel=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '/^set -euo/q;2,$p' "$0"; exit 0 ;;
     -*) echo "gpu_wheels.sh: unknown option $1" >&2; exit 2 ;;
     *) dir=$1; shift ;;
   esac
