@@ -92,6 +92,9 @@ print(torch.version.cuda or 'none', os.path.dirname(os.path.dirname(torch.__file
     CUDA_HOME=$prefix/nvidia/cu$major
     [ -e "$CUDA_HOME"/lib64 ] || ln -s lib "$CUDA_HOME"/lib64
   fi
+  if [ ! -x "$CUDA_HOME"/bin/nvcc ]; then
+    echo "build_mmcv.sh: CUDA_HOME=$CUDA_HOME has no bin/nvcc" >&2; exit 1
+  fi
   if [ "$(nvcc_version "$CUDA_HOME")" != "$tcuda" ]; then
     echo "build_mmcv.sh: $CUDA_HOME/bin/nvcc is release $(nvcc_version "$CUDA_HOME")," \
       "torch was built with CUDA $tcuda; set CUDA_HOME to a $tcuda toolkit" >&2
