@@ -89,15 +89,15 @@ class HybridWindowAttention(nn.Module):
     def forward(self, x):
         H, W = x.shape[-2:]
         x, grid = pad_to_windows(x, self.window_size)
-        C, heads = x.shape[1], self.num_heads
-        qkv = torch.cat([self.qk(x), self.v(x)], 1)  # (B, 2C + C_mid, Hp, Wp)
+        heads = self.num_heads
+        qk_map, v_map = self.qk(x), self.v(x)  # (B, 2C, Hp, Wp), (B, C_mid, Hp, Wp)
         out = None
         for layout in self.windows:
             contiguous = layout == 'contiguous'
-            tokens = window_partition(qkv, grid, contiguous)  # (b, n, 2C + C_mid)
-            b, n, _ = tokens.shape
-            q, k, v = (t.reshape(b, n, heads, -1).transpose(1, 2)
-                       for t in tokens.split([C, C, tokens.shape[-1] - 2 * C], -1))
+            qk = window_partition(qk_map, grid, contiguous)  # (b, n, 2C), one copy
+            b, n, _ = qk.shape
+            q, k = qk.view(b, n, 2, heads, self.dim_head).permute(2, 0, 3, 1, 4)
+            v = window_partition(v_map, grid, contiguous).view(b, n, heads, -1).transpose(1, 2)
             o = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
                 scale=self.dim_head**-0.5)
