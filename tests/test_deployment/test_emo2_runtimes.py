@@ -10,7 +10,8 @@ a copy of the model before that. Logits are compared within the derived float32 
 reference run), top-1 outside near-ties. One small variant per runtime; each file is
 exported once per ``make test`` (``helpers.shared_dir``): the ONNX graph with dynamic H, W
 (224 and an odd size, where the attention pads), the OpenVINO model read from it, one
-batch-1 ExecuTorch program at 224.
+batch-1 ExecuTorch program at 224. Core ML: the package converts (its prediction needs
+macOS, as for EMO). INT8 is not covered for EMOv2 yet (test_quantize.py's probe is EMO's).
 """
 import copy
 import json
@@ -122,3 +123,24 @@ def test_executorch_logits_equal_and_lowers_whole(models, executorch_runtime):
                                                'sym_size', 'alloc', 'slice_copy',
                                                'mul.Scalar'))]
     assert 'alloc' in portable and arithmetic == [], arithmetic
+
+
+def test_coreml_package_converts(models, tmp_path):
+    """Core ML: the deploy form converts whole to an ML program with the image input of
+    the export size (prediction needs macOS: not run here, as for EMO)."""
+    import coremltools as ct
+
+    from emo.deployment.coreml import export_coreml
+    reference, _ = models
+    model = copy.deepcopy(reference)
+    reparameterize_model(model)
+    path = export_coreml(model, str(tmp_path / 'emov2.mlpackage'), (64, 96),
+                         classes=[f'c{i}' for i in range(1000)],
+                         metadata=dict(task='classification'))
+    spec = ct.utils.load_spec(path)
+    assert spec.WhichOneof('Type') == 'mlProgram'
+    (image, ) = spec.description.input
+    assert (image.type.imageType.height, image.type.imageType.width) == (64, 96)
+    main = spec.mlProgram.functions['main']
+    ops = {op.type for op in main.block_specializations[main.opset].operations}
+    assert {'conv', 'matmul', 'softmax', 'classify'} <= ops, ops
