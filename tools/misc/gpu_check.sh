@@ -191,10 +191,12 @@ EOF
 # --- trainings and tests --------------------------------------------------------------------
 cls_opts() {
   local d=$DATA/imagenet
-  echo "train_dataloader.dataset.data_root=$d val_dataloader.dataset.data_root=$d"
+  echo "train_dataloader.dataset.data_root=$d val_dataloader.dataset.data_root=$d" \
+    "test_dataloader.dataset.data_root=$d"
   if [ $DRY = 1 ]; then
     echo "train_dataloader.dataset.indices=16 train_dataloader.batch_size=8" \
-      "val_dataloader.dataset.indices=8 val_dataloader.batch_size=8 train_cfg.max_epochs=1"
+      "val_dataloader.dataset.indices=8 val_dataloader.batch_size=8" \
+      "test_dataloader.dataset.indices=8 test_dataloader.batch_size=8 train_cfg.max_epochs=1"
   else  # 3 epochs of the 1600 images, 50 iterations each
     echo "train_cfg.max_epochs=3 train_dataloader.num_workers=4 val_dataloader.num_workers=4"
   fi
