@@ -144,17 +144,25 @@ def task_of(model: nn.Module) -> str:
                     'single-stage detector')
 
 
-def dataset_cfgs(ds: dict, leaves: bool = False) -> Iterator[dict]:
-    """A data set config and every config it wraps (``dataset`` of RepeatDataset,
+def _wrapped(ds) -> list:
+    """The data sets ``ds`` wraps: from a config's keys, or a built data set's attributes."""
+    if isinstance(ds, dict):
+        return list(ds.get('datasets') or []) + ([ds['dataset']] if ds.get('dataset') else [])
+    inner = getattr(ds, 'dataset', None)
+    return list(getattr(ds, 'datasets', None) or []) + ([inner] if inner is not None else [])
+
+
+def dataset_cfgs(ds, leaves: bool = False) -> Iterator:
+    """A data set and every data set it wraps (``dataset`` of RepeatDataset,
     ClassBalancedDataset & co., ``datasets`` of ConcatDataset), outermost first;
-    ``leaves``: only the data sets that wrap none."""
+    ``leaves``: only the data sets that wrap none. ``ds`` is a data set config (a dict) or
+    a built data set: the one unroller of wrapped data sets."""
     todo = [ds]
     while todo:
         ds = todo.pop(0)
-        if not ds:
+        if ds is None or (isinstance(ds, dict) and not ds):
             continue
-        inner = list(ds.get('datasets') or []) + ([ds['dataset']] if ds.get('dataset')
-                                                  else [])
+        inner = _wrapped(ds)
         if not (leaves and inner):
             yield ds
         todo[:0] = inner

@@ -32,6 +32,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..apis.builder import TASKS as SCOPE_TASKS
+
 __all__ = [
     'Backend', 'BACKENDS', 'register_backend', 'get_backend', 'backend_for_file',
     'load_runtime', 'RuntimeModel', 'ExportSpec', 'ModelFileError', 'InputSizeError',
@@ -40,8 +42,8 @@ __all__ = [
 
 #: the one default largest batch of an exported file (ExecuTorch plans its memory for it)
 MAX_BATCH = 32
-#: every task the export wrappers take
-TASKS = ('classification', 'detection', 'segmentation')
+#: every task the export wrappers take (those of :data:`emo.apis.builder.TASKS`)
+TASKS = tuple(SCOPE_TASKS.values())
 
 
 class ModelFileError(ValueError):

@@ -10,7 +10,7 @@ modules by forward hooks:
 * :mod:`emo.visualization.images`: images through a config's test pipeline, PNG output.
 """
 from .cam import CAM_METHODS, class_activation_maps, default_target_layers, get_layer
-from .images import list_images, load_inputs, load_model, pyplot, save_figure
+from .images import finish_figure, list_images, load_inputs, load_model, pyplot, save_figure
 from .probes import (AttentionRecorder, attention_blocks, block_features,
                      diagonal_similarity, effective_receptive_field, find_backbone,
                      fixed_se_gates, get_block, theoretical_support, window_mask,
@@ -18,7 +18,8 @@ from .probes import (AttentionRecorder, attention_blocks, block_features,
 
 __all__ = [
     'CAM_METHODS', 'class_activation_maps', 'default_target_layers', 'get_layer',
-    'list_images', 'load_inputs', 'load_model', 'pyplot', 'save_figure', 'AttentionRecorder',
+    'finish_figure', 'list_images', 'load_inputs', 'load_model', 'pyplot', 'save_figure',
+    'AttentionRecorder',
     'attention_blocks', 'block_features', 'diagonal_similarity',
     'effective_receptive_field', 'find_backbone', 'fixed_se_gates', 'get_block',
     'theoretical_support', 'window_mask', 'window_positions', 'without_attention'

@@ -5,8 +5,12 @@
   a size of one's choice) and the model's data preprocessor: the network's input and
   the RGB picture of exactly what it sees;
 * :func:`load_model`: the model of a config with a checkpoint, or seeded random weights;
-* :func:`save_figure`: a matplotlib figure to a PNG (Agg backend, no display needed).
+* :func:`save_figure`: a matplotlib figure to a PNG (Agg backend, no display needed);
+* :func:`finish_figure`: the pictures' labelled colour bar and title;
+* :func:`figure_parser`: the tools' command line: their examples, CONFIG and CHECKPOINT
+  (a file, or ``random``).
 """
+import argparse
 import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
@@ -14,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['IMAGE_EXTENSIONS', 'list_images', 'load_inputs', 'load_model', 'save_figure',
-           'pyplot']
+           'pyplot', 'finish_figure', 'figure_parser']
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff',
                     '.webp')
@@ -77,6 +81,16 @@ def pyplot():
     return plt
 
 
+def finish_figure(fig, image, axes, label: str, title: str, fraction: float = 0.025):
+    """The tools' last touch on ``fig``: a colour bar for ``image`` (what ``imshow``
+    returned) beside ``axes``, labelled ``label``, and the title; returns ``fig``."""
+    bar = fig.colorbar(image, ax=list(np.ravel(axes)), fraction=fraction, pad=0.02)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def save_figure(fig, path: str, dpi: int = 100):
     """Write ``fig`` to ``path`` (its folder made) and close it."""
     folder = osp.dirname(osp.abspath(path))
@@ -89,6 +103,20 @@ def save_figure(fig, path: str, dpi: int = 100):
 #: the checkpoint argument that asks for random weights (seeded: ``RANDOM_SEED``)
 RANDOM = 'random'
 RANDOM_SEED = 0
+
+
+def figure_parser(doc: str, description: str,
+                  config_help: str = 'config file (any task: its EMO backbone is used)'):
+    """The argument parser of a visualization tool: ``description``, the examples of the
+    tool's docstring ``doc`` (from ``Examples:``) as the epilog, and the positional CONFIG
+    and CHECKPOINT (a file, or ``random``: see :func:`load_model`)."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog='Examples:' + doc.split('Examples:')[1])
+    parser.add_argument('config', help=config_help)
+    parser.add_argument('checkpoint', help=f"checkpoint file, or '{RANDOM}' (seeded "
+                        'initialisation: the network before training)')
+    return parser
 
 
 def load_model(cfg, checkpoint: str, deploy: bool = False):

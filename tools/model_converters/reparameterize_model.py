@@ -1,7 +1,8 @@
 """Re-parameterize an EMO checkpoint for inference (mmpretrain's reparameterize_model.py).
 
 Builds the model of CONFIG (classifier, detector or segmentor), loads CHECKPOINT into it
-(every key must fit), calls ``model.backbone.switch_to_deploy()`` (BatchNorms folded into
+(every key must fit), switches every module that has ``switch_to_deploy()`` to its
+inference form (``emo.apis.reparameterize_model``: EMO's backbone folds its BatchNorms into
 their convs) and writes the deploy weights to OUT. The result loads into the same config
 with the backbone's deploy switch, and gives the same outputs in eval mode:
 
@@ -25,8 +26,9 @@ from emo.apis.launch import DictAction, load_config  # noqa: E402
 
 
 def reparameterize(config, checkpoint, out, cfg_options=None):
-    """Load ``checkpoint`` into the model of ``config``, switch its backbone to the
-    deploy form and save it to ``out``. Returns the deploy model (eval mode)."""
+    """Load ``checkpoint`` into the model of ``config``, switch every module with
+    ``switch_to_deploy()`` to the deploy form and save it to ``out``. Returns the deploy
+    model (eval mode)."""
     from mmengine.runner import load_checkpoint, save_checkpoint
 
     from emo.apis import build_model_from_cfg, reparameterize_model
@@ -46,9 +48,9 @@ def reparameterize(config, checkpoint, out, cfg_options=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Re-parameterize an EMO model for inference: fold the BatchNorms of '
-        'the backbone into its convs and save the deploy checkpoint (load it with '
-        '--cfg-options model.backbone.deploy=True)')
+        description='Re-parameterize an EMO model for inference: switch every module '
+        'with switch_to_deploy() (EMO\'s backbone folds its BatchNorms into its convs) and '
+        'save the deploy checkpoint (load it with --cfg-options model.backbone.deploy=True)')
     parser.add_argument('config', help='config of the model (training form)')
     parser.add_argument('checkpoint', help='checkpoint of that model')
     parser.add_argument('out', help='where to write the deploy checkpoint (.pth)')

@@ -20,27 +20,22 @@ Examples:
         --compare configs/classification/ablation/emo-5m_no-dwconv_8xb256_in1k.py nodw.pth \\
         --block 3.4 --out sim_5m.png
 """
-import argparse
 import json
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.visualization.images import figure_parser  # noqa: E402
 
 TAPS = ('attn', 'dwconv', 'block')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Cosine similarity of the features of the pixels on the image '
-        'diagonal after the EW-MHSA, after the DW-Conv and at the output of a block',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='Examples:' + __doc__.split('Examples:')[1])
-    parser.add_argument('config', help='config file (any task: its EMO backbone is used)')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'random' (seeded "
-                        'initialisation: the network before training)')
+    parser = figure_parser(
+        __doc__, 'Cosine similarity of the features of the pixels on the image diagonal '
+        'after the EW-MHSA, after the DW-Conv and at the output of a block')
     parser.add_argument('image', help='an image file, or a folder (matrices averaged)')
     parser.add_argument('--compare', nargs=2, action='append', default=[],
                         metavar=('CONFIG', 'CHECKPOINT'),
@@ -49,9 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--block', default='3.-1',
                         help='block <stage>.<index> (index 0 is the stride-2 block, '
                         'negative from the end; default 3.-1: the last block of stage 3)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='resize the pipeline\'s output to H W (or one size; 224 gives '
-                        'a 14x14 stage-3 map); default: the config\'s test size')
+    add_shape_argument(parser, "resize the pipeline's output to H W (or one size; 224 gives "
+                       "a 14x14 stage-3 map); default: the config's test size")
     parser.add_argument('--max', type=int, default=16, metavar='N',
                         help='at most N images of a folder (default 16)')
     parser.add_argument('--out', required=True, help='the PNG to write')
@@ -61,8 +55,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, key=value pairs')
     args = parser.parse_args(argv)
-    if args.shape and len(args.shape) > 2:
-        parser.error('--shape takes H W or one size')
     return args
 
 
@@ -82,8 +74,7 @@ def similarities(config, checkpoint, args, paths):
     model = load_model(cfg, checkpoint)
     backbone = find_backbone(model)
     block = get_block(backbone, args.block)
-    shape = None if not args.shape else (args.shape * 2)[:2]
-    inputs, _ = load_inputs(cfg, model, paths, shape)
+    inputs, _ = load_inputs(cfg, model, paths, args.shape)
     feats = block_features(model, block, inputs)
     sims = {}
     for tap in TAPS:
@@ -100,7 +91,7 @@ def off_diagonal_mean(sim):
 
 
 def draw(rows, title):
-    from emo.visualization import pyplot
+    from emo.visualization import finish_figure, pyplot
     plt = pyplot()
     low = min(float(s.min()) for row in rows for s in row['sims'].values())
     low = min(0.0, low) if low < 0 else round(low - 0.05, 1) if low < 0.95 else 0.9
@@ -126,11 +117,8 @@ def draw(rows, title):
                               f'\ndiagonal pixel i', fontsize=7)
             if r == len(rows) - 1:
                 ax.set_xlabel('diagonal pixel j', fontsize=7)
-    bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
-    bar.set_label('cosine similarity of the features of pixels i and j', fontsize=7)
-    bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    return fig
+    return finish_figure(fig, im, axes, 'cosine similarity of the features of pixels i and j',
+                         title)
 
 
 def main(argv=None):

@@ -15,23 +15,18 @@ Examples:
     python tools/visualization/vis_attention.py CONFIG CKPT demo.jpg --block 4.1 \\
         --head 0 --out head0.png
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.visualization.images import figure_parser  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Draw one pixel's EW-MHSA weights over its strided-grid window",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='Examples:' + __doc__.split('Examples:')[1])
-    parser.add_argument('config', help='config file (any task: its EMO backbone is used)')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'random' (seeded "
-                        'initialisation)')
+    parser = figure_parser(
+        __doc__, "Draw one pixel's EW-MHSA weights over its strided-grid window")
     parser.add_argument('image', help='image file')
     parser.add_argument('--block', default='3.-1',
                         help='a block with attention, <stage>.<index> (stages 3 and 4 '
@@ -40,17 +35,13 @@ def parse_args(argv=None):
                         help="the query pixel on the block's map (default: its centre)")
     parser.add_argument('--head', type=int, default=None,
                         help='one head (default: the mean over the heads)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='resize the pipeline\'s output to H W (or one size): a larger '
-                        'input, a larger map and more windows (448: 28x28 at stage 3, '
-                        'n1 = 4)')
+    add_shape_argument(parser, "resize the pipeline's output to H W (or one size): a larger "
+                       'input, a larger map and more windows (448: 28x28 at stage 3, n1 = 4)')
     parser.add_argument('--out', required=True, help='the PNG to write')
     parser.add_argument('--dpi', type=int, default=100, help='PNG resolution')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
-    if args.shape and len(args.shape) > 2:
-        parser.error('--shape takes H W or one size')
     return args
 
 
@@ -59,7 +50,7 @@ def draw(picture, weights, mask, pixel, grid, title, stride):
     right: the block's map, weights per cell, window cells outlined."""
     import numpy as np
 
-    from emo.visualization import pyplot
+    from emo.visualization import finish_figure, pyplot
     plt = pyplot()
     from matplotlib.patches import Patch, Rectangle
     h, w = weights.shape
@@ -90,11 +81,7 @@ def draw(picture, weights, mask, pixel, grid, title, stride):
                             Patch(edgecolor='lime', fill=False,
                                   label="the query's window")],
                    loc='upper center', bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=7)
-    bar = fig.colorbar(im, ax=list(axes), fraction=0.025, pad=0.02)
-    bar.set_label('attention weight (softmax; a row sums to 1)', fontsize=7)
-    bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    return fig
+    return finish_figure(fig, im, axes, 'attention weight (softmax; a row sums to 1)', title)
 
 
 def main(argv=None):
@@ -112,8 +99,7 @@ def main(argv=None):
     if not block.attn:
         raise SystemExit(f'block {args.block} of {args.config} has no attention; blocks '
                          f'with attention: {", ".join(AttentionRecorder(backbone).blocks)}')
-    shape = None if not args.shape else (args.shape * 2)[:2]
-    inputs, pictures = load_inputs(cfg, model, [args.image], shape)
+    inputs, pictures = load_inputs(cfg, model, [args.image], args.shape)
     with torch.no_grad(), AttentionRecorder(backbone) as rec:
         backbone(inputs)
     name = next(n for n, b in rec.blocks.items() if b is block)

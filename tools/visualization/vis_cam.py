@@ -16,27 +16,22 @@ Examples:
     python tools/visualization/vis_cam.py CONFIG CKPT demo.jpg --target-category 281 \\
         --out cat.png
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
 from emo.visualization.cam import CAM_METHODS  # noqa: E402
+from emo.visualization.images import figure_parser  # noqa: E402
 
 PER_FIGURE = 8  # images per picture
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Draw class activation maps (Grad-CAM & co., the grad-cam package) of '
-        'a classifier over images',
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split(
-            'Examples:')[1].join(['Examples:', '']))
-    parser.add_argument('config', help='classification config file')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'random' (seeded "
-                        'initialisation)')
+    parser = figure_parser(
+        __doc__, 'Draw class activation maps (Grad-CAM & co., the grad-cam package) of a '
+        'classifier over images', config_help='classification config file')
     parser.add_argument('image', nargs='+', help='image files and / or folders (all their '
                         'images)')
     parser.add_argument('--target-layers', nargs='+', metavar='NAME',
@@ -57,9 +52,8 @@ def parse_args(argv=None):
                         help='average over flips and scalings of the image (slower)')
     parser.add_argument('--deploy', action='store_true',
                         help='the inference form (BatchNorms folded into the convs)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='resize the pipeline\'s output to H W (or one size): the '
-                        'network and the map at another resolution')
+    add_shape_argument(parser, "resize the pipeline's output to H W (or one size): the "
+                       'network and the map at another resolution')
     parser.add_argument('--max', type=int, default=None, metavar='N',
                         help='at most N images of a folder (default: all)')
     parser.add_argument('--out', help='the PNG to write (up to 8 images in one picture; '
@@ -71,8 +65,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.out and not args.out_dir:
         parser.error('give --out FILE.png or --out-dir DIR')
-    if args.shape and len(args.shape) > 2:
-        parser.error('--shape takes H W or one size')
     if args.max is not None and args.max < 1:
         parser.error('--max must be at least 1')
     return args
@@ -82,7 +74,7 @@ def draw(pictures, result, names, classes, title):
     """One picture: per image, the image and the map over it (jet, 0..1)."""
     import numpy as np
 
-    from emo.visualization import pyplot
+    from emo.visualization import finish_figure, pyplot
     plt = pyplot()
     n = len(pictures)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n + 0.9, 4.3), squeeze=False)
@@ -103,11 +95,8 @@ def draw(pictures, result, names, classes, title):
             ax.set_yticks([])
     axes[0, 0].set_ylabel('image', fontsize=8)
     axes[1, 0].set_ylabel('map of the class', fontsize=8)
-    bar = fig.colorbar(im, ax=list(axes[1]), fraction=0.03, pad=0.02)
-    bar.set_label('relevance (0-1), + = maximum', fontsize=7)
-    bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
-    return fig
+    return finish_figure(fig, im, axes[1], 'relevance (0-1), + = maximum', title,
+                         fraction=0.03)
 
 
 def main(argv=None):
@@ -129,13 +118,12 @@ def main(argv=None):
     if cats and len(cats) not in (1, len(paths)):
         raise SystemExit(f'--target-category: give one class or one per image '
                          f'({len(paths)}), got {len(cats)}')
-    shape = None if not args.shape else (args.shape * 2)[:2]
     classes = getattr(model, 'dataset_meta', {}).get('classes') or \
         dataset_meta(cfg).get('classes')
     written = []
     for k in range(0, len(paths), PER_FIGURE):
         chunk = paths[k:k + PER_FIGURE]
-        inputs, pictures = load_inputs(cfg, model, chunk, shape)
+        inputs, pictures = load_inputs(cfg, model, chunk, args.shape)
         chunk_cats = None if not cats else (cats if len(cats) == 1 else
                                             cats[k:k + PER_FIGURE])
         result = class_activation_maps(model, inputs, args.target_layers, args.method,

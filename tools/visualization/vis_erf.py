@@ -19,25 +19,20 @@ Examples:
     python tools/visualization/vis_erf.py configs/classification/emo-5m_8xb256_in1k.py \\
         random data/demo/imagenet/val --shape 224 --target 3 --out erf_init.png
 """
-import argparse
 import json
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
+from emo.visualization.images import figure_parser  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Effective receptive field of one output pixel of a stage or block, '
-        'with the theoretical receptive fields with and without attention',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='Examples:' + __doc__.split('Examples:')[1])
-    parser.add_argument('config', help='config file (any task: its EMO backbone is used)')
-    parser.add_argument('checkpoint', help="checkpoint file, or 'random' (seeded "
-                        'initialisation: the network before training)')
+    parser = figure_parser(
+        __doc__, 'Effective receptive field of one output pixel of a stage or block, with '
+        'the theoretical receptive fields with and without attention')
     parser.add_argument('images', help='an image file or a folder (the ERF is averaged '
                         'over its images)')
     parser.add_argument('--target', default='3',
@@ -52,8 +47,7 @@ def parse_args(argv=None):
                         help='also draw another model (repeatable)')
     parser.add_argument('--keep-se', action='store_true',
                         help="let gradients through the SE gates' global pooling")
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help="resize the pipeline's output to H W (or one size)")
+    add_shape_argument(parser, "resize the pipeline's output to H W (or one size)")
     parser.add_argument('--max', type=int, default=16, metavar='N',
                         help='at most N images of a folder (default 16)')
     parser.add_argument('--out', required=True, help='the PNG to write')
@@ -62,8 +56,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config, key=value pairs')
     args = parser.parse_args(argv)
-    if args.shape and len(args.shape) > 2:
-        parser.error('--shape takes H W or one size')
     return args
 
 
@@ -72,8 +64,7 @@ def measure(model, cfg, args, paths, label):
 
     from emo.visualization import (effective_receptive_field, find_backbone,
                                    load_inputs, theoretical_support, without_attention)
-    shape = None if not args.shape else (args.shape * 2)[:2]
-    inputs, pictures = load_inputs(cfg, model, paths, shape)
+    inputs, pictures = load_inputs(cfg, model, paths, args.shape)
     backbone = find_backbone(model)
     rows = []
     variants = [(label, nullcontext)]
@@ -101,7 +92,7 @@ def measure(model, cfg, args, paths, label):
 def draw(rows, title, target):
     import numpy as np
 
-    from emo.visualization import pyplot
+    from emo.visualization import finish_figure, pyplot
     plt = pyplot()
     from matplotlib.lines import Line2D
     fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows) + 0.8, 4.2),
@@ -125,12 +116,9 @@ def draw(rows, title, target):
                Line2D([], [], color='lime', linestyle='dashed',
                       label='with the attention windows (where not the whole image)')]
     fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=7)
-    bar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
-    bar.set_label('log10 ERF / max (|d out / d input|, mean of images)', fontsize=7)
-    bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(bottom=0.12)
-    return fig
+    return finish_figure(fig, im, axes, 'log10 ERF / max (|d out / d input|, mean of images)',
+                         title, fraction=0.03)
 
 
 def main(argv=None):

@@ -8,18 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
-
-def _leaf_datasets(dataset):
-    """The data sets inside wrappers (RepeatDataset, ClassBalancedDataset, Concat...)."""
-    todo = [dataset]
-    while todo:
-        ds = todo.pop()
-        if hasattr(ds, 'datasets'):
-            todo.extend(ds.datasets)
-        elif hasattr(ds, 'dataset'):
-            todo.append(ds.dataset)
-        else:
-            yield ds
+from ...apis.builder import dataset_cfgs
 
 
 def check_coco_categories(dataset):
@@ -56,7 +45,7 @@ class DataCheckHook(Hook):
         for name in ('_train_loop', '_val_loop', '_test_loop'):
             loop = getattr(runner, name, None)
             if isinstance(loop, BaseLoop):
-                for ds in _leaf_datasets(loop.dataloader.dataset):
+                for ds in dataset_cfgs(loop.dataloader.dataset, leaves=True):
                     if hasattr(ds, 'cat_ids') and hasattr(ds, 'ann_file'):
                         check_coco_categories(ds)
 
