@@ -102,36 +102,46 @@ class EMO(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self._set_options(arch, out_indices, frozen_stages, norm_eval, window_size)
         arch = self.arch
-        if drop_path_rate is None:
-            drop_path_rate = arch['drop_path_rate']
-
         stem = arch['stem_width']
         self.stage0 = nn.ModuleList([
             ConvStem(in_channels, stem, arch['norms'][0]),
             iRMB(stem, stem, 1.0, norm_cfg=None, act_cfg=arch['acts'][0], has_skip=False,
                  v_proj=False, dw_kernel_size=arch['dw_kernels'][0], se_ratio=1.0),
         ])
-        dprs = torch.linspace(0, drop_path_rate, sum(arch['depths'])).tolist()
-        in_ch = stem
+
+        def block(i, in_ch, first, drop_path):
+            return iRMB(
+                in_ch, arch['widths'][i], exp_ratio=arch['exp_ratios'][i] * (2 if first else 1),
+                norm_cfg=arch['norms'][i], act_cfg=arch['acts'][i], stride=2 if first else 1,
+                dw_kernel_size=arch['dw_kernels'][i], has_skip=not first,
+                attn=arch['attn_stages'][i] and not first, dim_head=arch['dim_heads'][i],
+                window_size=self.window_size[i], attn_pre=attn_pre, qkv_bias=True,
+                drop_path=drop_path)
+
+        self._build_stages(stem, block, drop_path_rate, final_norm)
+        self._finish_init(deploy, channels_last)
+
+    def _build_stages(self, stem_width, block, drop_path_rate, final_norm):
+        """Stages 1..4 (``stage1`` ...), ``out_channels`` and the final norm, in the
+        layout every EMO-family backbone shares: stage i has ``depths[i]`` blocks
+        ``block(i, in_channels, first, drop_path)`` (the first one strides by 2 and
+        widens to ``widths[i]``), the stochastic depth rising linearly from 0 to
+        ``drop_path_rate`` (None: the arch's) over all blocks."""
+        arch = self.arch
+        if drop_path_rate is None:
+            drop_path_rate = arch['drop_path_rate']
+        dprs = iter(torch.linspace(0, drop_path_rate, sum(arch['depths'])).tolist())
+        in_ch = stem_width
         for i in range(self.num_stages):
             blocks = []
             for j in range(arch['depths'][i]):
-                first = j == 0
-                blocks.append(iRMB(
-                    in_ch, arch['widths'][i],
-                    exp_ratio=arch['exp_ratios'][i] * (2 if first else 1),
-                    norm_cfg=arch['norms'][i], act_cfg=arch['acts'][i],
-                    stride=2 if first else 1, dw_kernel_size=arch['dw_kernels'][i],
-                    has_skip=not first, attn=arch['attn_stages'][i] and not first,
-                    dim_head=arch['dim_heads'][i], window_size=self.window_size[i],
-                    attn_pre=attn_pre, qkv_bias=True, drop_path=dprs.pop(0)))
+                blocks.append(block(i, in_ch, j == 0, next(dprs)))
                 in_ch = arch['widths'][i]
             self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        self.out_channels = [stem] + list(arch['widths'])
+        self.out_channels = [stem_width] + list(arch['widths'])
         self.final_norm = final_norm
         if final_norm:
             self.norm = build_norm(arch['norms'][-1], arch['widths'][-1])
-        self._finish_init(deploy, channels_last)
 
     def _set_options(self, arch, out_indices, frozen_stages, norm_eval, window_size):
         """Parse and check the arguments every EMO-family backbone shares."""
@@ -169,14 +179,18 @@ class EMO(BaseModule):
         convention): the stem BN and every BN after a depthwise conv are folded into
         their convs, the BN pre-norms of stages 1-2 into the following 1x1 ``v`` conv
         (see :meth:`iRMB.switch_to_deploy`). Eval-mode outputs are unchanged; a
-        re-parameterized backbone is for inference (its BN statistics are gone)."""
+        re-parameterized backbone is for inference (its BN statistics are gone).
+
+        Every block with a ``switch_to_deploy`` switches; in any other module of a
+        stage (the stem's convs) each BatchNorm after a conv is folded into it."""
         if self.deploy:
             return
-        fuse_conv_bn(self.stage0[0])
         for stage in self.stages():
             for block in stage:
-                if isinstance(block, iRMB):
+                if hasattr(block, 'switch_to_deploy'):
                     block.switch_to_deploy()
+                else:
+                    fuse_conv_bn(block)
         if getattr(self, 'channels_last', False):
             self.to(memory_format=torch.channels_last)
         self.deploy = True

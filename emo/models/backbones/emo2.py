@@ -8,14 +8,12 @@ and loud checkpoint loading (it subclasses :class:`~emo.models.backbones.emo.EMO
 """
 from typing import Optional, Sequence, Union
 
-import torch
 import torch.nn as nn
-from mmcv.cnn import fuse_conv_bn
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from ..utils.i2rmb import iiRMB
-from ..utils.irmb import BN, LN, ConvNormAct, build_norm
+from ..utils.irmb import BN, LN, ConvNormAct
 from .emo import EMO
 
 
@@ -101,9 +99,6 @@ class EMOv2(EMO):
         BaseModule.__init__(self, init_cfg=init_cfg)
         self._set_options(arch, out_indices, frozen_stages, norm_eval, window_size)
         arch = self.arch
-        if drop_path_rate is None:
-            drop_path_rate = arch['drop_path_rate']
-
         stem = arch['widths'][0] // 2
         silu = dict(type='SiLU')
         self.stage0 = nn.ModuleList([
@@ -111,44 +106,24 @@ class EMOv2(EMO):
             ConvNormAct(stem, stem, 3, groups=stem, norm_cfg=BN, act_cfg=silu),
             ConvNormAct(stem, stem, 1),
         ])
-        dprs = torch.linspace(0, drop_path_rate, sum(arch['depths'])).tolist()
-        in_ch = stem
-        for i in range(self.num_stages):
-            blocks = []
-            for j in range(arch['depths'][i]):
-                first = j == 0
-                attn = arch['attn_stages'][i] and not first
-                blocks.append(iiRMB(
-                    in_ch, arch['widths'][i],
-                    exp_ratio=arch['exp_ratios'][i] * (2 if first else 1),
-                    norm_cfg=arch['norms'][i], act_cfg=arch['acts'][i],
-                    operator='attn' if attn else 'conv', stride=2 if first else 1,
-                    dw_kernel_size=arch['dw_kernels'][i], dw_norm_cfg=dw_norm_cfg,
-                    dw_act_cfg=dw_act_cfg, has_skip=not first,
-                    dim_head=arch['dim_heads'][i] if attn else 1,
-                    window_size=self.window_size[i], windows=windows, qkv_bias=True,
-                    layer_scale=layer_scale, drop_path=dprs.pop(0)))
-                in_ch = arch['widths'][i]
-            self.add_module(f'stage{i + 1}', nn.ModuleList(blocks))
-        self.out_channels = [stem] + list(arch['widths'])
-        self.final_norm = final_norm
-        if final_norm:
-            self.norm = build_norm(arch['norms'][-1], arch['widths'][-1])
+
+        def block(i, in_ch, first, drop_path):
+            attn = arch['attn_stages'][i] and not first
+            return iiRMB(
+                in_ch, arch['widths'][i], exp_ratio=arch['exp_ratios'][i] * (2 if first else 1),
+                norm_cfg=arch['norms'][i], act_cfg=arch['acts'][i],
+                operator='attn' if attn else 'conv', stride=2 if first else 1,
+                dw_kernel_size=arch['dw_kernels'][i], dw_norm_cfg=dw_norm_cfg,
+                dw_act_cfg=dw_act_cfg, has_skip=not first,
+                dim_head=arch['dim_heads'][i] if attn else 1, window_size=self.window_size[i],
+                windows=windows, qkv_bias=True, layer_scale=layer_scale, drop_path=drop_path)
+
+        self._build_stages(stem, block, drop_path_rate, final_norm)
         self._finish_init(deploy, channels_last)
 
-    @torch.no_grad()
     def switch_to_deploy(self):
-        """Re-parameterize for inference, in place: the stem's BatchNorms and every
-        DW-Conv's are folded into their convs, every LayerScale into its ``proj``, the
-        pre-norms of the 1x1-expansion blocks into the expansion (see
-        :meth:`iiRMB.switch_to_deploy`). Eval-mode outputs are unchanged."""
-        if self.deploy:
-            return
-        for m in self.stage0:
-            fuse_conv_bn(m)
-        for stage in self.stages()[1:]:
-            for block in stage:
-                block.switch_to_deploy()
-        if getattr(self, 'channels_last', False):
-            self.to(memory_format=torch.channels_last)
-        self.deploy = True
+        """Re-parameterize for inference, in place (:meth:`EMO.switch_to_deploy`): the
+        stem's BatchNorms and every DW-Conv's are folded into their convs, every
+        LayerScale into its ``proj``, the pre-norms of the 1x1-expansion blocks into the
+        expansion (see :meth:`iiRMB.switch_to_deploy`). Eval-mode outputs are unchanged."""
+        super().switch_to_deploy()

@@ -23,8 +23,8 @@ from mmcv.cnn import fuse_conv_bn
 from mmcv.cnn.bricks import DropPath
 from mmengine.registry import MODELS
 
-from .irmb import (BN, ConvNormAct, LayerNorm2d, build_norm, fold_affine_into_conv,
-                   norm_affine, pad_to_windows, window_partition, window_reverse)
+from .irmb import (BN, ConvNormAct, MobileBlockBase, WindowAttentionMixin, fold_pre_norm,
+                   pad_to_windows, window_partition, window_reverse)
 
 #: the window layouts of the attention: EMO's strided grid and Swin-like tiles
 WINDOW_LAYOUTS = ('strided', 'contiguous')
@@ -53,7 +53,7 @@ class PointwiseExpand(nn.Module):
         return self.net(x)
 
 
-class HybridWindowAttention(nn.Module):
+class HybridWindowAttention(WindowAttentionMixin, nn.Module):
     """Window attention over expanded values: (B, C, H, W) -> (B, C_mid, H, W).
 
     ``q, k = qk(x)`` (1x1, ``C`` -> ``2C``, heads of ``dim_head`` channels) and
@@ -68,46 +68,31 @@ class HybridWindowAttention(nn.Module):
                  windows: Sequence[str] = WINDOW_LAYOUTS, qkv_bias=True,
                  act_cfg=dict(type='GELU'), attn_drop=0.0):
         super().__init__()
-        if dim_head <= 0 or in_channels % dim_head:
-            raise ValueError(f'i2RMB: dim_head={dim_head} does not divide the block width '
-                             f'{in_channels}; heads = width // dim_head must be whole')
-        self.num_heads = in_channels // dim_head
-        if mid_channels % self.num_heads:
-            raise ValueError(f'i2RMB: {self.num_heads} heads do not divide the expanded '
-                             f'width {mid_channels}')
         windows = (windows, ) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_LAYOUTS for w in windows):
             raise ValueError(f'i2RMB: windows must be a non-empty subset of '
                              f'{WINDOW_LAYOUTS}, got {windows}')
         self.windows = windows
-        self.dim_head = dim_head
-        self.window_size = int(window_size)
-        self.attn_drop = attn_drop
-        self.qk = ConvNormAct(in_channels, 2 * in_channels, 1, bias=qkv_bias)
+        self._init_attention('i2RMB', in_channels, dim_head, window_size, qkv_bias,
+                             attn_drop, mid_channels)
         self.v = ConvNormAct(in_channels, mid_channels, 1, bias=qkv_bias, act_cfg=act_cfg)
 
     def forward(self, x):
         H, W = x.shape[-2:]
         x, grid = pad_to_windows(x, self.window_size)
-        heads = self.num_heads
         qk_map, v_map = self.qk(x), self.v(x)  # (B, 2C, Hp, Wp), (B, C_mid, Hp, Wp)
         out = None
         for layout in self.windows:
             contiguous = layout == 'contiguous'
-            qk = window_partition(qk_map, grid, contiguous)  # (b, n, 2C), one copy
-            b, n, _ = qk.shape
-            q, k = qk.view(b, n, 2, heads, self.dim_head).permute(2, 0, 3, 1, 4)
-            v = window_partition(v_map, grid, contiguous).view(b, n, heads, -1).transpose(1, 2)
-            o = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
-                scale=self.dim_head**-0.5)
-            o = window_reverse(o.transpose(1, 2).reshape(b, n, -1), grid, contiguous)
+            o = self._attend(window_partition(qk_map, grid, contiguous),  # one copy each
+                             window_partition(v_map, grid, contiguous))
+            o = window_reverse(o, grid, contiguous)
             out = o if out is None else out + o
         return out[:, :, :H, :W]
 
 
 @MODELS.register_module()
-class iiRMB(nn.Module):
+class iiRMB(MobileBlockBase):
     """Improved inverted residual mobile block (i²RMB): (B, C_in, H, W) ->
     (B, C_out, H/stride, W/stride).
 
@@ -157,11 +142,8 @@ class iiRMB(nn.Module):
                  drop_path: float = 0.0,
                  attn_drop: float = 0.0,
                  drop: float = 0.0):
-        super().__init__()
-        self.deploy = False
-        mid_channels = int(in_channels * exp_ratio)
-        self.has_skip = has_skip and in_channels == out_channels and stride == 1
-        self.norm = build_norm(norm_cfg, in_channels)
+        super().__init__(in_channels, out_channels, exp_ratio, norm_cfg, stride, has_skip)
+        mid_channels = self.mid_channels
         if operator == 'conv':
             op = PointwiseExpand(in_channels, mid_channels, qkv_bias, act_cfg)
         elif operator == 'attn':
@@ -197,15 +179,8 @@ class iiRMB(nn.Module):
             if conv.bias is not None:
                 conv.bias.mul_(gamma)
             self.ls = nn.Identity()
-        affine = norm_affine(self.norm)
-        if self.operator == 'conv' and affine is not None:
-            fold_affine_into_conv(self.eops[0].net.conv, *affine)
-            if isinstance(self.norm, LayerNorm2d):
-                ln = self.norm.norm
-                self.norm.norm = nn.LayerNorm(ln.normalized_shape, ln.eps,
-                                              elementwise_affine=False)
-            else:
-                self.norm = nn.Identity()
+        if self.operator == 'conv':
+            self.norm = fold_pre_norm(self.norm, self.eops[0].net.conv)
         self.deploy = True
 
     def forward(self, x):

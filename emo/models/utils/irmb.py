@@ -66,6 +66,26 @@ def fold_affine_into_conv(conv: nn.Conv2d, scale, shift):
     conv.bias = nn.Parameter(bias)
 
 
+@torch.no_grad()
+def fold_pre_norm(norm: nn.Module, conv: nn.Conv2d) -> nn.Module:
+    """Fold a pre-norm's per-channel affine part into the 1x1 ``conv`` that alone reads
+    its output, in place; returns the norm that is left to run before ``conv``.
+
+    A BatchNorm (running statistics) is entirely affine: nothing is left (Identity). A
+    :class:`LayerNorm2d` keeps its normalisation, without affine parameters (the same
+    object, so its key ``norm.norm`` stays). Any other norm is returned as it is, and
+    ``conv`` is unchanged. Shared by the iRMB of EMO and the i²RMB of EMOv2."""
+    affine = norm_affine(norm)
+    if affine is None:
+        return norm
+    fold_affine_into_conv(conv, *affine)
+    if isinstance(norm, LayerNorm2d):
+        ln = norm.norm
+        norm.norm = nn.LayerNorm(ln.normalized_shape, ln.eps, elementwise_affine=False)
+        return norm
+    return nn.Identity()
+
+
 def build_norm(cfg: Optional[dict], num_channels: int) -> nn.Module:
     """Norm layer for NCHW maps. ``type='LN'`` (or ``'LN2d'``) is a channel LayerNorm;
     any other type (BN, SyncBN, GN, ...) is built by mmcv. ``None`` gives identity."""
@@ -166,8 +186,58 @@ def window_reverse(tokens: torch.Tensor, grid, contiguous: bool = False):
     return x.reshape(-1, ws_h * n1, ws_w * n2, C).permute(0, 3, 1, 2)
 
 
+class MobileBlockBase(nn.Module):
+    """What every one-residual Meta Mobile Block here starts with (the iRMB of EMO, the
+    i²RMB of EMOv2): ``self.deploy``, the residual rule (a skip only where the widths
+    match and the stride is 1), the pre-norm ``self.norm`` and the expanded width
+    ``self.mid_channels = int(in_channels * exp_ratio)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, exp_ratio: float,
+                 norm_cfg: Optional[dict], stride: int, has_skip: bool):
+        super().__init__()
+        self.deploy = False
+        self.mid_channels = int(in_channels * exp_ratio)
+        self.has_skip = has_skip and in_channels == out_channels and stride == 1
+        self.norm = build_norm(norm_cfg, in_channels)
+
+
+class WindowAttentionMixin:
+    """Multi-head softmax attention within windows, as the iRMB's EW-MHSA and the
+    i²RMB's hybrid attention compute it: heads of ``dim_head`` channels, ``qk`` a 1x1
+    conv ``C -> 2C`` (q, then k), scale ``dim_head ** -0.5``."""
+
+    def _init_attention(self, block: str, in_channels: int, dim_head: int, window_size: int,
+                        qkv_bias: bool, attn_drop: float,
+                        value_channels: Optional[int] = None):
+        """Set ``num_heads``, ``dim_head``, ``window_size``, ``attn_drop`` and the ``qk``
+        conv; the width must split into whole heads (and ``value_channels``, where given,
+        into as many), else a ValueError that names ``block``."""
+        if dim_head <= 0 or in_channels % dim_head:
+            raise ValueError(f'{block}: dim_head={dim_head} does not divide the block width '
+                             f'{in_channels}; heads = width // dim_head must be whole')
+        self.num_heads = in_channels // dim_head
+        if value_channels is not None and value_channels % self.num_heads:
+            raise ValueError(f'{block}: {self.num_heads} heads do not divide the expanded '
+                             f'width {value_channels}')
+        self.dim_head = dim_head
+        self.window_size = int(window_size)
+        self.attn_drop = attn_drop
+        self.qk = ConvNormAct(in_channels, 2 * in_channels, 1, bias=qkv_bias)
+
+    def _attend(self, qk: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Tokens ``qk`` (b, n, 2C) and ``v`` (b, n, C_v) of b windows of n pixels ->
+        the attention's output tokens (b, n, C_v)."""
+        b, n, _ = qk.shape
+        q, k = qk.view(b, n, 2, self.num_heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        v = v.view(b, n, self.num_heads, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
+            scale=self.dim_head**-0.5)
+        return out.transpose(1, 2).reshape(b, n, -1)
+
+
 @MODELS.register_module()
-class iRMB(nn.Module):
+class iRMB(WindowAttentionMixin, MobileBlockBase):
     """Inverted residual mobile block: (B, C_in, H, W) -> (B, C_out, H/stride, W/stride).
 
     ``x -> norm -> [EW-MHSA] -> v (1x1, expand to C_in * exp_ratio, act) -> DW-Conv
@@ -229,30 +299,16 @@ class iRMB(nn.Module):
                  drop_path: float = 0.0,
                  attn_drop: float = 0.0,
                  drop: float = 0.0):
-        super().__init__()
-        self.deploy = False
-        mid_channels = int(in_channels * exp_ratio)
-        self.has_skip = has_skip and in_channels == out_channels and stride == 1
+        super().__init__(in_channels, out_channels, exp_ratio, norm_cfg, stride, has_skip)
+        mid_channels = self.mid_channels
         self.local_skip = self.has_skip if local_skip is None else local_skip
-        self.norm = build_norm(norm_cfg, in_channels)
         self.attn = attn
         if attn:
-            if dim_head <= 0 or in_channels % dim_head:
-                raise ValueError(
-                    f'iRMB: dim_head={dim_head} does not divide the block width '
-                    f'{in_channels}; heads = width // dim_head must be whole')
-            self.num_heads = in_channels // dim_head
-            if not attn_pre and mid_channels % self.num_heads:
-                raise ValueError(
-                    f'iRMB: {self.num_heads} heads do not divide the expanded width '
-                    f'{mid_channels} (exp_ratio={exp_ratio})')
             if attn_pre and v_proj is False:
                 raise ValueError('iRMB: attn_pre needs v_proj')
-            self.dim_head = dim_head
-            self.window_size = int(window_size)
             self.attn_pre = attn_pre
-            self.attn_drop = attn_drop
-            self.qk = ConvNormAct(in_channels, 2 * in_channels, 1, bias=qkv_bias)
+            self._init_attention('iRMB', in_channels, dim_head, window_size, qkv_bias,
+                                 attn_drop, None if attn_pre else mid_channels)
         if v_proj:
             if mid_channels % v_groups or in_channels % v_groups:
                 raise ValueError(f'iRMB: v_groups={v_groups} does not divide the widths '
@@ -282,17 +338,11 @@ class iRMB(nn.Module):
         H, W = x.shape[-2:]
         x, grid = pad_to_windows(x, self.window_size)
         tokens = window_partition(x, grid)  # (b, N, C), one copy
-        b, n, _ = tokens.shape
         # qk is a 1x1 conv: a linear map of the tokens. Padded tokens are not masked;
         # they get q = k = bias, as the official per-window convs give them.
         qk = F.linear(tokens, self.qk.conv.weight.flatten(1), self.qk.conv.bias)
-        q, k = qk.view(b, n, 2, self.num_heads, self.dim_head).permute(2, 0, 3, 1, 4)
         v = tokens if self.attn_pre else window_partition(self.v(x), grid)
-        v = v.view(b, n, self.num_heads, -1).transpose(1, 2)
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
-            scale=self.dim_head**-0.5)
-        out = window_reverse(out.transpose(1, 2).reshape(b, n, -1), grid)
+        out = window_reverse(self._attend(qk, v), grid)
         if not self.attn_pre:
             return out[:, :, :H, :W]
         if self.deploy:  # v is pointwise: crop first, no work on padded pixels
@@ -314,16 +364,9 @@ class iRMB(nn.Module):
         for m in (self.v, self.conv_local, self.proj):
             if isinstance(m, ConvNormAct):
                 fuse_conv_bn(m)
-        affine = norm_affine(self.norm)
-        if (not self.attn and affine is not None and isinstance(self.v, ConvNormAct)
+        if (not self.attn and isinstance(self.v, ConvNormAct)
                 and isinstance(self.v.norm, nn.Identity) and self.v.conv.groups == 1):
-            fold_affine_into_conv(self.v.conv, *affine)
-            if isinstance(self.norm, LayerNorm2d):
-                ln = self.norm.norm
-                self.norm.norm = nn.LayerNorm(ln.normalized_shape, ln.eps,
-                                              elementwise_affine=False)
-            else:
-                self.norm = nn.Identity()
+            self.norm = fold_pre_norm(self.norm, self.v.conv)
         self.deploy = True
 
     def forward(self, x):
