@@ -2,19 +2,10 @@
 # Inherits mmdet's SSDLite-MobileNetV2 config (its depthwise SSDNeck / SSDHead with BN eps
 # 1e-3 momentum 0.03 and ReLU6, the 320x320 anchors, the Expand / MinIoURandomCrop /
 # photometric pipeline, the 5x RepeatDataset, 120 epochs with a 500-iteration linear
-# warm-up then cosine) and states only what EMO changes. The variant files set the arch,
-# the window, the neck / head widths and the checkpoint; these defaults are EMO-5M's.
-_base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
-custom_imports = dict(imports=['emo'], allow_failed_imports=False)
-
-# ImageNet-1K weights of the backbone. Convention: the official release files
-# (EMO_1M/net.pth ... EMO_6M/net.pth) under checkpoints/, loaded as they are; an mmpretrain
-# EMO classifier checkpoint (tools/model_converters/emo_to_mmpretrain.py, or one trained
-# with configs/classification) loads the same way. Override on the command line with
-#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
-# and train without ImageNet weights with --cfg-options model.backbone.init_cfg=None.
-# The loader logs what was loaded / ignored (classifier head and final norm) / missing.
-checkpoint = 'checkpoints/EMO_5M/net.pth'
+# warm-up then cosine) and the EMO weights (emo_pretrained.py), and states only what EMO
+# changes. The variant files set the arch, the window, the neck / head widths and the
+# checkpoint; these defaults are EMO-5M's.
+_base_ = ['mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py', './emo_pretrained.py']
 
 model = dict(
     backbone=dict(
@@ -26,7 +17,7 @@ model = dict(
         norm_eval=True,
         window_size=10,  # 7 for 1M / 2M
         final_norm=False,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+        init_cfg=dict(type='Pretrained', checkpoint=_base_.checkpoint)),
     neck=dict(in_channels=(160, 288), out_channels=(160, 288, 512, 256, 256, 128)),
     # SSDHead + loss_cls = None: mmdet 3.3.0's SSDHead cannot predict (emo/models/dense_heads).
     bbox_head=dict(type='EMOSSDHead', in_channels=(160, 288, 512, 256, 256, 128)))

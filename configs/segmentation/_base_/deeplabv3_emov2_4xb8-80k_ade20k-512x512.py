@@ -6,6 +6,7 @@
 # the backbone, batch 8 per GPU, AdamW wd 0.05 with gradient clipping at 0.1, and the
 # schedule (constant after the warm-up, cosine over the second half). The variant files
 # set the arch, the head input widths and the checkpoint; these defaults are EMOv2-5M's.
+# The EMOv2 PSPNet config inherits this one and swaps the ASPP for PSP pooling.
 _base_ = './deeplabv3_emo_8xb4-80k_ade20k-512x512.py'
 
 # ImageNet-1K weights: the released classifier files (EMOv2_5M_224.pth ...), loaded as they
