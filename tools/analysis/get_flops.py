@@ -17,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from emo.apis import default_shape  # noqa: E402
 from emo.utils import model_complexity  # noqa: E402
-from emo.apis.launch import DictAction, load_config  # noqa: E402
+from emo.apis.launch import DictAction, add_shape_argument, load_config  # noqa: E402
 
 
 def count(cfg, shape=None):
@@ -31,18 +31,13 @@ def count(cfg, shape=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Count params and FLOPs of a config')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='N',
-                        help='input size: H W (or one number for a square)')
+    add_shape_argument(parser, 'input size: H W (or one number for a square); default: the '
+                       "config's test size")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
-    shape = None
-    if args.shape:
-        if len(args.shape) > 2:
-            parser.error('--shape takes H W or one size')
-        shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     cfg = load_config(args.config, args.cfg_options)
-    res = count(cfg, shape)
+    res = count(cfg, args.shape)
     h, w = res['shape']
     print(f'config: {args.config}\ninput shape: {h}x{w}\n'
           f'params: {res["params"] / 1e6:.4f} M ({res["params"]})\n'
