@@ -43,9 +43,13 @@ def test_config_files_are_the_expected_set():
                    for p in glob.glob(osp.join(SEG_DIR, '_base_', '*_emo_*.py')))
     assert bases == ['deeplabv3_emo_8xb4-80k_ade20k-512x512.py',
                      'pspnet_emo_8xb4-80k_ade20k-512x512.py']
-    for base in bases:  # inherits mmseg's own config
+    # DeepLabv3's inherits mmseg's own config; PSPNet's inherits it and swaps the head
+    first_lines = {}
+    for base in bases:
         with open(osp.join(SEG_DIR, '_base_', base)) as f:
-            assert "_base_ = 'mmseg::" in f.read()
+            first_lines[base] = [ln for ln in f if ln.startswith('_base_ = ')]
+    assert first_lines[bases[0]][0].startswith("_base_ = 'mmseg::")
+    assert first_lines[bases[1]] == [f"_base_ = './{bases[0]}'\n"]
 
 
 @pytest.mark.parametrize('family,arch', ALL)
