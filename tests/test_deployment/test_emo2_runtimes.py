@@ -1,17 +1,25 @@
 """EMOv2 on every runtime: the ONNX Runtime, OpenVINO and ExecuTorch (XNNPACK) forms of
 the EMOv2-1M classifier equal its PyTorch training form, as EMO's do
-(tests/test_deployment/test_onnx.py, test_runtimes.py).
+(tests/test_deployment/test_onnx.py, test_runtimes.py), and their INT8 forms keep its
+decisions, as EMO's do (test_quantize.py).
 
-The model has random weights, non-trivial BN statistics and LayerScales of the order of 1
-(``reference_emo2.randomize_``), in eval mode; what is exported is the re-parameterized
+The model is the INT8 tests' probe (``helpers.int8_probe``) with EMOv2-1M as the demo
+classifier's backbone: random weights and LayerScales of the order of 1
+(``reference_emo2.randomize_``), the BN statistics of 24 demo images and a linear-probe
+head (4 classes) fitted on them, in eval mode. What is exported is the re-parameterized
 deploy form (BNs folded into the convs, LayerScales into the projections), the reference
-a copy of the model before that. Logits are compared within the derived float32 bound
-(``helpers.float32_bound``: 10 * eps32 * sqrt(n) * max|reference|, n counted on the
-reference run), top-1 outside near-ties. One small variant per runtime; each file is
-exported once per ``make test`` (``helpers.shared_dir``): the ONNX graph with dynamic H, W
-(224 and an odd size, where the attention pads), the OpenVINO model read from it, one
-batch-1 ExecuTorch program at 224. Core ML: the package converts (its prediction needs
-macOS, as for EMO). INT8 is not covered for EMOv2 yet (test_quantize.py's probe is EMO's).
+the training form. Float32: logits within the derived bound (``helpers.float32_bound``:
+10 * eps32 * sqrt(n) * max|reference|, n counted on the reference run), top-1 outside
+near-ties. INT8 (ONNX Runtime with 7-bit weights, OpenVINO NNCF, ExecuTorch PT2E): the
+bound and the decision rule of test_quantize.py's docstring, on the 24 calibration images
+(64x64); OpenVINO's INT8 of EMOv2-1M is outside that bound (an expected failure, strict:
+measured figures in its reason), and the INT8 ExecuTorch program is that of a shallower
+EMOv2 with the same blocks (``SHALLOW``: lowering time). Each file is made once per
+``make test`` (``helpers.shared_dir``): the float ONNX graph with dynamic H, W (224 and an
+odd size, where the attention pads), which is also what ONNX Runtime and OpenVINO
+quantize; the OpenVINO model read from it; one batch-1 ExecuTorch program at 224 and one
+INT8 program at 64. Core ML: the package converts (its prediction needs macOS, as for
+EMO).
 """
 import copy
 import json
@@ -19,8 +27,9 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import (REPO, accumulation_length, assert_close_derived,
-                     decisions_equal_outside_ties, shared_dir)
+from helpers import (REPO, accumulation_length, assert_close_derived, check_int8_executorch,
+                     check_int8_onnxruntime, check_int8_openvino, decisions_equal_outside_ties,
+                     int8_probe, int8_pte, shared_dir)
 from mmengine.config import Config
 from reference_emo2 import randomize_
 
@@ -29,8 +38,11 @@ from emo.apis import build_model_from_cfg, reparameterize_model
 from emo.deployment import export_onnx, export_wrapper
 from emo.deployment.executorch import ExecuTorchModel, export_executorch
 from emo.deployment.openvino import OpenVINOModel, export_openvino
+from emo.deployment.quantize import quantize_onnxruntime, quantize_openvino
+from emo.models import EMOv2
 
-CONFIG = osp.join(REPO, 'configs/classification/emov2-1m_8xb128_in1k.py')
+DEMO = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
+NUM = 24  # calibration images, as for EMO (6 per class of the demo set)
 pytestmark = pytest.mark.usefixtures('single_thread')
 
 
@@ -39,11 +51,34 @@ def seed():
     torch.manual_seed(0)
 
 
+#: EMOv2-1M's widths and blocks at depths 1, 2, 2, 2 (every block kind: the strided
+#: expansion block, the 1x1-expansion block with its skips, the attention block in stages
+#: 3 and 4), for the INT8 ExecuTorch program: its lowering time grows with the graph and
+#: not with the input size (EMOv2-1M: about 60 s INT8, 35 s float, at 64 as at 224)
+SHALLOW = dict(EMOv2.arch_settings['1m'], depths=[1, 2, 2, 2])
+
+
+def probe_cfg(root, arch='1m'):
+    """The demo classifier (4 classes, 64x64) with EMOv2 (``arch``) as its backbone."""
+    cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict({'val_dataloader.dataset.data_root': osp.join(root, 'imagenet')})
+    cfg.model.backbone = dict(type='EMOv2', arch=arch)
+    cfg.model.head.in_channels = 180
+    return cfg
+
+
 @pytest.fixture(scope='module')
-def models():
-    """(training-form reference, re-parameterized task wrapper) of EMOv2-1M."""
-    torch.manual_seed(0)
-    model = randomize_(build_model_from_cfg(Config.fromfile(CONFIG)), 0).eval()
+def probe(demo_data_root, tmp_path_factory):
+    """(cfg, deploy-form model, calibration inputs (24, 3, 64, 64), labels, checkpoint)."""
+    return int8_probe(tmp_path_factory, 'emo2_probe', probe_cfg(demo_data_root), randomize_,
+                      NUM)
+
+
+@pytest.fixture(scope='module')
+def models(probe):
+    """(training-form reference, re-parameterized task wrapper) of the probe."""
+    cfg, ckpt = probe[0], probe[-1]
+    model = build_model_from_cfg(cfg, checkpoint=ckpt, strict=True).eval()
     reference = copy.deepcopy(model)
     assert reparameterize_model(model) >= 1
     assert not any(type(m).__name__ in ('LayerScale2d', 'BatchNorm2d')
@@ -60,13 +95,13 @@ def onnx_file(models, tmp_path_factory):
                     output_names=wrapper.output_names(),
                     dynamic_axes=wrapper.dynamic_axes(dynamic_hw=True),
                     metadata=dict(task=wrapper.task))
-    return osp.join(shared_dir(tmp_path_factory, 'emo2_onnx', make), 'm.onnx')
+    return osp.join(shared_dir(tmp_path_factory, 'emo2_probe_onnx', make), 'm.onnx')
 
 
 def check_logits(reference, logits, x):
     with torch.no_grad():
         expected = reference(x, mode='tensor')
-    assert logits.shape == expected.shape == (x.shape[0], 1000)
+    assert logits.shape == expected.shape == (x.shape[0], 4)
     assert expected.std() > 0.1  # not a constant: the comparison can fail
     n = accumulation_length(reference, x[:1], mode='tensor')
     bound = assert_close_derived(logits, expected, n, what=f'logits {tuple(x.shape)}')
@@ -89,7 +124,7 @@ def test_onnxruntime_logits_equal(models, onnx_file, shape):
 def openvino_file(onnx_file, tmp_path_factory):
     def make(out):
         export_openvino(onnx_file, osp.join(out, 'm.xml'))
-    return osp.join(shared_dir(tmp_path_factory, 'emo2_openvino', make), 'm.xml')
+    return osp.join(shared_dir(tmp_path_factory, 'emo2_probe_openvino', make), 'm.xml')
 
 
 @pytest.mark.numerical
@@ -107,7 +142,7 @@ def executorch_runtime(models, tmp_path_factory):
     def make(out):
         export_executorch(wrapper, osp.join(out, 'm.pte'), (224, 224), max_batch=1,
                           metadata=dict(task=wrapper.task))
-    path = osp.join(shared_dir(tmp_path_factory, 'emo2_executorch', make), 'm.pte')
+    path = osp.join(shared_dir(tmp_path_factory, 'emo2_probe_executorch', make), 'm.pte')
     return ExecuTorchModel(path, threads=1)
 
 
@@ -135,7 +170,7 @@ def test_coreml_package_converts(models, tmp_path):
     model = copy.deepcopy(reference)
     reparameterize_model(model)
     path = export_coreml(model, str(tmp_path / 'emov2.mlpackage'), (64, 96),
-                         classes=[f'c{i}' for i in range(1000)],
+                         classes=['circle', 'cross', 'square', 'triangle'],
                          metadata=dict(task='classification'))
     spec = ct.utils.load_spec(path)
     assert spec.WhichOneof('Type') == 'mlProgram'
@@ -144,3 +179,44 @@ def test_coreml_package_converts(models, tmp_path):
     main = spec.mlProgram.functions['main']
     ops = {op.type for op in main.block_specializations[main.opset].operations}
     assert {'conv', 'matmul', 'softmax', 'classify'} <= ops, ops
+
+
+@pytest.fixture(scope='module')
+def ort_int8(probe, onnx_file, tmp_path_factory):
+    """The INT8 ``.onnx`` quantized from the float graph (dynamic H, W), 7-bit weights."""
+    def make(out):
+        quantize_onnxruntime(onnx_file, osp.join(out, 'int8.onnx'), list(probe[2].split(1)),
+                             reduce_range=True)
+    return osp.join(shared_dir(tmp_path_factory, 'emo2_quantize_ort', make), 'int8.onnx')
+
+
+def test_onnxruntime_int8_keeps_decisions(probe, ort_int8):
+    check_int8_onnxruntime(probe, ort_int8)
+
+
+@pytest.fixture(scope='module')
+def ov_int8(probe, onnx_file, tmp_path_factory):
+    def make(out):
+        quantize_openvino(onnx_file, osp.join(out, 'int8.xml'), list(probe[2].split(1)))
+    return osp.join(shared_dir(tmp_path_factory, 'emo2_quantize_ov', make), 'int8.xml')
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    'NNCF INT8 of EMOv2-1M is outside the bound (measured: logits off by 1.35 RMS > '
+    '1.05, top-1 kept on 71% of the probe images; ignoring MatMul: 0.91 > 0.76, 92%); '
+    "EMO's is within it (test_quantize.py)"))
+def test_openvino_int8_keeps_decisions(probe, ov_int8):
+    check_int8_openvino(probe, ov_int8)
+
+
+@pytest.fixture(scope='module')
+def shallow_probe(demo_data_root, tmp_path_factory):
+    return int8_probe(tmp_path_factory, 'emo2_probe_shallow',
+                      probe_cfg(demo_data_root, SHALLOW), randomize_, NUM)
+
+
+def test_executorch_int8_keeps_decisions(shallow_probe, tmp_path_factory):
+    """One batch-1 INT8 program at 64x64, the calibration size, of the ``SHALLOW``
+    EMOv2."""
+    path = int8_pte(tmp_path_factory, 'emo2_quantize_executorch', shallow_probe, (64, 64))
+    check_int8_executorch(shallow_probe, path, (64, 64))

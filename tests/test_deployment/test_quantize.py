@@ -25,27 +25,19 @@ collapsed model, int16 saturation on a CPU without VNNI) fails both.
 The probe and the quantized files are made once per ``make test`` (seeded,
 ``helpers.shared_dir``); the lower-capability pass reruns every comparison on them.
 """
-import collections
 import copy
-import json
 import os.path as osp
 import re
 
-import onnx
 import pytest
-import torch
-from helpers import decisions_equal_outside_ties, run_tool, shared_dir
+from helpers import (check_int8_executorch, check_int8_onnxruntime, check_int8_openvino,
+                     int8_probe, int8_pte, onnx_depth, run_tool, shared_dir)
 from mmengine.config import Config
 from reference_emo import randomize_
-from torch.nn.modules.batchnorm import _BatchNorm
 
 import emo  # noqa: F401
-from emo.apis import build_model_from_cfg
 from emo.deployment import ONNXInferencer, export_onnx, export_wrapper
-from emo.deployment.executorch import ChannelLayerNorm, ExecuTorchModel, xnnpack_friendly
-from emo.deployment.program import export_program
-from emo.deployment.quantize import (calibration_images, calibration_inputs,
-                                     compare_on_test_set, float_ops_executorch,
+from emo.deployment.quantize import (calibration_images, compare_on_test_set,
                                      float_ops_onnx, float_ops_openvino, openvino_model,
                                      quantize_executorch, quantize_onnxruntime,
                                      quantize_openvino)
@@ -68,45 +60,9 @@ def demo_cfg(root):
 @pytest.fixture(scope='module')
 def probe(demo_data_root, tmp_path_factory):
     """(cfg, deploy-form model, calibration inputs (N, 3, 64, 64), labels, checkpoint);
-    made once per ``make test`` (``helpers.shared_dir``), seeded."""
-    cfg = demo_cfg(demo_data_root)
-
-    def make(out):
-        torch.manual_seed(0)
-        model = build_model_from_cfg(cfg)
-        randomize_(model, 0)
-        images = calibration_images(cfg, 'val', NUM)
-        inputs = torch.cat(calibration_inputs(cfg, images, model))
-        labels = torch.tensor([['circle', 'cross', 'square', 'triangle'].index(
-            osp.basename(osp.dirname(p))) for p in images])
-        # BN statistics of these images (as a trained model's fit its activations); with
-        # randomize_'s alone the features hardly depend on the image
-        for m in model.modules():
-            if isinstance(m, _BatchNorm):
-                m.momentum = 1.0
-        model.train()
-        with torch.no_grad():
-            model(inputs, mode='tensor')
-        model.eval()
-        with torch.no_grad():
-            feats = model.neck(model.backbone(inputs))[-1]  # (N, C)
-            # ridge-regression head: logits ~ 4 * one-hot(label) - 1 on these images; the
-            # ridge term keeps it from amplifying feature directions that barely vary
-            a = torch.cat([feats, torch.ones(len(feats), 1)], 1).double()
-            target = 4.0 * torch.nn.functional.one_hot(labels, 4).double() - 1
-            gram = a.T @ a
-            gram += 0.01 * gram.trace() / len(gram) * torch.eye(len(gram), dtype=gram.dtype)
-            sol = torch.linalg.solve(gram, a.T @ target).float()
-            model.head.fc.weight.copy_(sol[:-1].T)
-            model.head.fc.bias.copy_(sol[-1])
-        torch.save(dict(state_dict=model.state_dict()), osp.join(out, 'probe.pth'))
-        torch.save(dict(inputs=inputs, labels=labels), osp.join(out, 'inputs.pt'))
-
-    out = shared_dir(tmp_path_factory, 'quantize_probe', make)
-    ckpt = osp.join(out, 'probe.pth')
-    data = torch.load(osp.join(out, 'inputs.pt'))
-    model = build_model_from_cfg(cfg, checkpoint=ckpt, deploy=True, strict=True)
-    return cfg, model, data['inputs'], data['labels'], ckpt
+    made once per ``make test`` (``helpers.int8_probe``), seeded."""
+    return int8_probe(tmp_path_factory, 'quantize_probe', demo_cfg(demo_data_root),
+                      randomize_, NUM)
 
 
 @pytest.fixture(scope='module')
@@ -128,90 +84,9 @@ def ort_int8(probe, tmp_path_factory):
     return osp.join(out, 'fp32.onnx'), osp.join(out, 'int8.onnx')
 
 
-def layer_steps(weight_span):
-    """A quantized layer's error budget in steps of the logits' INT8 grid (range / 255):
-    half a step of its 8-bit input (1/510 of the range, 0.5 step) plus half a step of its
-    weights, whose integer values span ``weight_span`` (254 for 8-bit weights, 127 for
-    7-bit ones: twice the relative step)."""
-    return 0.5 + 127.5 / weight_span
-
-
-def onnx_depth(path):
-    """(quantized Conv / MatMul / Gemm nodes (an input from a DequantizeLinear), their
-    error budget in steps (``layer_steps``)) on the path to the output of the largest
-    budget; a weight is an integer initializer, an activation input spans 255."""
-    from onnx import numpy_helper
-    graph = onnx.load(path).graph
-    producer = {o: n for n in graph.node for o in n.output}
-    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    path_of = {}  # tensor -> (budget, depth) of its worst path
-    for n in graph.node:  # ONNX nodes are topologically sorted
-        budget, d = max((path_of.get(i, (0.0, 0)) for i in n.input), default=(0.0, 0))
-        dq = [producer[i] for i in n.input
-              if i in producer and producer[i].op_type == 'DequantizeLinear']
-        if n.op_type in ('Conv', 'MatMul', 'Gemm') and dq:
-            spans = [int(init[q.input[0]].max()) - int(init[q.input[0]].min())
-                     for q in dq if q.input[0] in init]
-            budget, d = budget + layer_steps(min(spans, default=255)), d + 1
-        for o in n.output:
-            path_of[o] = budget, d
-    budget, d = path_of[graph.output[0].name]
-    return d, budget
-
-
-def openvino_depth(path):
-    """(Convolutions / MatMuls with a FakeQuantize input, their error budget in steps)
-    on the path of the largest budget; the weights are NNCF's integer constants."""
-    import openvino as ov
-    model = ov.Core().read_model(path)
-
-    def weight_span(output):  # up Convert / Subtract / Multiply / Reshape to the ints
-        node = output.get_node()
-        while node.get_type_name() != 'Constant' and node.inputs():
-            node = node.input(0).get_source_output().get_node()
-        if node.get_type_name() == 'Constant' and node.get_element_type().get_type_name() in (
-                'i8', 'u8'):
-            data = node.get_data()
-            return int(data.max()) - int(data.min())
-        return 255  # an activation
-
-    path_of = {}
-    for op in model.get_ordered_ops():
-        srcs = [i.get_source_output() for i in op.inputs()]
-        budget, d = max((path_of[s.get_node().get_friendly_name()] for s in srcs),
-                        default=(0.0, 0))
-        if op.get_type_name() in ('Convolution', 'GroupConvolution', 'MatMul') and any(
-                s.get_node().get_type_name() == 'FakeQuantize' for s in srcs):
-            budget, d = budget + layer_steps(min(weight_span(s) for s in srcs)), d + 1
-        path_of[op.get_friendly_name()] = budget, d
-    return max(path_of.values())[::-1]
-
-
-def assert_int8_close(got, ref, depth, budget=None):
-    """RMS |INT8 - fp32| <= ``budget`` steps of the fp32 logits' INT8 step (range / 255)
-    (default ``depth``: 8-bit weights and inputs, one step per layer), and equal top-1
-    outside near-ties of that bound (see the module docstring)."""
-    budget = depth if budget is None else budget
-    step = (ref.max() - ref.min()).item() / 255
-    rms = (got - ref).pow(2).mean().sqrt().item()
-    assert depth >= 10, depth  # the backbone is quantized, not just the head
-    assert rms <= budget * step, (f'INT8 logits off by {rms:.3g} RMS > {budget:.1f} steps '
-                                  f'of {step:.3g} ({depth} layers)')
-    decisions_equal_outside_ties(got, ref, bound=budget * step, dim=1)
-
-
 def test_onnxruntime_int8_keeps_decisions(probe, ort_int8):
-    cfg, model, inputs, labels, _ = probe
-    fp32, int8 = ort_int8
-    with torch.no_grad():
-        ref = model(inputs, mode='tensor')
-    assert (ref.argmax(1) == labels).float().mean() > 0.9  # the probe fits its images
-    sess = ONNXInferencer(int8, cfg).runtime.session
-    got = torch.from_numpy(sess.run(None, {'input': inputs.numpy()})[0])
-    assert_int8_close(got, ref, *onnx_depth(int8))
-    # and the model is INT8: Conv / MatMul / Gemm run as QLinear kernels
-    float_ops = float_ops_onnx(int8)
-    assert not {'Conv', 'MatMul', 'Gemm'} & set(float_ops), float_ops
+    # within the bound, and the model is INT8: Conv / MatMul / Gemm run as QLinear kernels
+    check_int8_onnxruntime(probe, ort_int8[1])
 
 
 @pytest.fixture(scope='module')
@@ -225,62 +100,20 @@ def ov_int8(probe, ort_int8, tmp_path_factory):
 
 
 def test_openvino_int8_keeps_decisions(probe, ov_int8):
-    _, model, inputs, _, _ = probe
-    with torch.no_grad():
-        ref = model(inputs, mode='tensor')
-    compiled = openvino_model(ov_int8)
-    got = torch.from_numpy(compiled(inputs.numpy())[compiled.outputs[0]])
-    assert_int8_close(got, ref, *openvino_depth(ov_int8))
-    # most convolutions run in INT8 (NNCF leaves some in float, e.g. the stem's)
-    precisions = collections.Counter(
-        op.get_rt_info()['runtimePrecision'].astype(str).lower()
-        for op in compiled.get_runtime_model().get_ops()
-        if op.get_rt_info()['layerType'].astype(str) == 'Convolution')
-    assert precisions['i8'] + precisions['u8'] > precisions['f32'], precisions
-    assert float_ops_openvino(compiled).get('Convolution', 0) == precisions['f32']
-
-
-def program_depth(module, shape):
-    """Convolutions / linears (each one XNNPACKQuantizer quantizes) on the longest path
-    of ``module``'s exported graph."""
-    depth = {}
-    for n in export_program(module, shape, dynamic_batch=False).graph.nodes:
-        d = max((depth.get(a, 0) for a in n.all_input_nodes), default=0)
-        in_ln = any('ChannelLayerNorm' in str(t) for _, t in
-                    (n.meta.get('nn_module_stack') or {}).values())  # kept float
-        depth[n] = d + (n.target in (torch.ops.aten.conv2d.default,
-                                     torch.ops.aten.linear.default) and not in_ln)
-    return max(depth.values())
+    # within the bound; most convolutions run in INT8 (NNCF leaves some in float)
+    check_int8_openvino(probe, ov_int8)
 
 
 def test_executorch_int8_keeps_decisions(probe, tmp_path, tmp_path_factory):
     """XNNPACK INT8 .pte (torchao PT2E) of the probe: logits within the bound, the
     convolutions and linears in INT8 (only the listed ops float), and it loads where
     the unfixed program failed (EMO's window padding)."""
-    cfg, model, inputs, _, _ = probe
-    with torch.no_grad():
-        ref = model(inputs, mode='tensor')
-
-    def make(out):
-        quantize_executorch(export_wrapper(copy.deepcopy(model)), osp.join(out, 'int8.pte'),
-                            list(inputs.split(1)), (64, 64),
-                            metadata=dict(task='classification'), max_batch=1)
-
-    path = osp.join(shared_dir(tmp_path_factory, 'quantize_executorch', make), 'int8.pte')
-    wrapper = export_wrapper(copy.deepcopy(model))
-    xnnpack_friendly(wrapper)  # as quantize_executorch changed its copy
-    side = json.load(open(path + '.json'))
-    assert side['task'] == 'classification' and json.loads(side['shape']) == [64, 64]
-    runtime = ExecuTorchModel(path)
-    got = torch.cat([runtime(x)[0] for x in inputs.split(1)])  # a batch-1 program:
-    # lowered in about half the time of a dynamic-batch one (test_runtimes.py tests that)
-    assert_int8_close(got, ref, program_depth(wrapper, (64, 64)))
-    float_ops = float_ops_executorch(path)
-    # only the LayerNorms' two mean convolutions each stay float, no linear
-    lns = sum(isinstance(m, ChannelLayerNorm) for m in wrapper.modules())
-    assert lns > 0 and float_ops.get('conv2d', 0) == 2 * lns, (lns, float_ops)
-    assert 'linear' not in float_ops, float_ops
-    assert float_ops.get('scaled_dot_product_attention', 0) > 0  # attention stays float
+    inputs = probe[2]
+    path = int8_pte(tmp_path_factory, 'quantize_executorch', probe, (64, 64))
+    # a batch-1 program: lowered in about half the time of a dynamic-batch one
+    # (test_runtimes.py tests that); only the LayerNorms' two mean convolutions each stay
+    # float, no linear; the attention stays float
+    wrapper = check_int8_executorch(probe, path, (64, 64))
     with pytest.raises(ValueError, match=r'must be \(1, 3, 64, 64\).*\(1, 3, 32, 32\)'):
         quantize_executorch(wrapper, str(tmp_path / 'x.pte'), [inputs[:1, :, :32, :32]],
                             (64, 64))
