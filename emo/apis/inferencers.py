@@ -37,7 +37,8 @@ def _checked(cls, weights, allow_partial):
 
 
 def inferencer(config: Union[str, Config], checkpoint: Optional[str],
-               device: Optional[str] = None, allow_partial: bool = False, **kwargs):
+               device: Optional[str] = None, allow_partial: bool = False,
+               compile: bool = False, **kwargs):
     """The inferencer of ``config``'s library (by its ``default_scope``) with
     ``checkpoint`` loaded through the project's check.
 
@@ -48,6 +49,9 @@ def inferencer(config: Union[str, Config], checkpoint: Optional[str],
         device: ``'cpu'``, ``'cuda:0'`` ... (the library's default when None).
         allow_partial: accept a checkpoint that fills only part of the model (the rest
             keeps its random initialisation; the log lists it).
+        compile: compile the model for inference with Inductor after loading the
+            weights (:func:`emo.deployment.inductor.compile_model`: freezing, one static
+            graph per input shape; the first call at each shape compiles).
         kwargs: passed to the inferencer (``classes=``, ``palette=``, ...).
 
     Returns:
@@ -70,11 +74,16 @@ def inferencer(config: Union[str, Config], checkpoint: Optional[str],
                 model._dataset_meta = meta
         if device is not None:
             model.to(device)
-        return ImageClassificationInferencer(model, pretrained=False, device=device,
-                                             **kwargs)
-    if scope == 'mmdet':
-        from mmdet.apis import DetInferencer as cls
+        result = ImageClassificationInferencer(model, pretrained=False, device=device,
+                                               **kwargs)
     else:
-        from mmseg.apis import MMSegInferencer as cls
-    return _checked(cls, checkpoint, allow_partial)(model=cfg, weights=checkpoint,
-                                                    device=device, **kwargs)
+        if scope == 'mmdet':
+            from mmdet.apis import DetInferencer as cls
+        else:
+            from mmseg.apis import MMSegInferencer as cls
+        result = _checked(cls, checkpoint, allow_partial)(model=cfg, weights=checkpoint,
+                                                          device=device, **kwargs)
+    if compile:  # after the weights: freezing reads them at the first call
+        from emo.deployment.inductor import compile_model
+        compile_model(result.model)
+    return result

@@ -430,7 +430,7 @@ def quantize_executorch(module: torch.nn.Module,
     converted = convert_pt2e(prepared)
     _requantize_pads(converted)
     float_ops = _float_ops_pt2e(converted)
-    example = torch.cat([inputs[0].float()] * (2 if dynamic else 1))
+    example = torch.cat([inputs[0][:1].float()] * (2 if dynamic else 1))  # batch 2 or 1
     with torch.no_grad():
         program = torch.export.export(
             converted, (example, ),

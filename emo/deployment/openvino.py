@@ -49,8 +49,9 @@ def export_openvino(source: Union[nn.Module, str],
     else:
         if shape is None:
             raise ValueError('export_openvino: a module needs the input shape (H, W)')
-        model = ov.convert_model(export_program(source, shape, dynamic_batch=dynamic_batch,
-                                                max_batch=max_batch))
+        # a dynamic batch of at most 1 is batch 1 (torch.export refuses Dim(min=1, max=1))
+        model = ov.convert_model(export_program(source, shape, max_batch=max_batch,
+                                                dynamic_batch=dynamic_batch and max_batch > 1))
     for key, value in (metadata or {}).items():
         model.set_rt_info(str(value), ['emo', str(key)])
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

@@ -34,12 +34,16 @@ TINY = dict(depths=[1, 1, 2, 2], widths=[16, 16, 32, 32], exp_ratios=[2.0] * 4,
 SHAPE = (64, 64)
 
 
-def tiny_classifier():
-    """(training form, deploy form) of the tiny EMO classifier, eval mode, seeded."""
+def tiny_cfg():
     cfg = Config.fromfile(f'{REPO}/configs/demo/emo-1m_demo_cls.py')
     cfg.model.backbone.arch = TINY
     cfg.model.head.in_channels = TINY['widths'][-1]
-    model = randomize_(build_model_from_cfg(cfg)).eval()
+    return cfg
+
+
+def tiny_classifier():
+    """(training form, deploy form) of the tiny EMO classifier, eval mode, seeded."""
+    model = randomize_(build_model_from_cfg(tiny_cfg())).eval()
     deploy = copy.deepcopy(model)
     assert reparameterize_model(deploy)
     return model, deploy.eval()
@@ -70,21 +74,26 @@ def test_compiled_deploy_form_equals_eager():
 
 
 def test_compile_model_predicts_as_eager():
-    """What ``tools/test.py --compile`` runs: the predict forward of the model compiled in
-    place (feature extractor and head), with the keys of its state dict unchanged."""
+    """What ``tools/test.py --compile`` and ``emo.apis.inferencer(..., compile=True)`` run:
+    the predict forward of the model compiled in place (feature extractor and head), with
+    the keys of its state dict unchanged; here the inferencer's model, given the eager
+    model's weights before its first call (freezing reads them there)."""
     from mmpretrain.structures import DataSample
+
+    from emo.apis import inferencer
     model, _ = tiny_classifier()
-    keys = list(model.state_dict())
     x = torch.randn(2, 3, *SHAPE)
     samples = [DataSample() for _ in range(2)]
     with torch.no_grad():
         reference = torch.stack([s.pred_score for s in model(x, copy.deepcopy(samples),
                                                                mode='predict')])
     n = accumulation_length(lambda: model(x, copy.deepcopy(samples), mode='predict'))
-    compile_model(model)
-    assert list(model.state_dict()) == keys
+    compiled = inferencer(tiny_cfg(), None, device='cpu', compile=True).model
+    assert 'extract_feat' in vars(compiled)  # compiled in place
+    assert list(compiled.state_dict()) == list(model.state_dict())
+    compiled.load_state_dict(model.state_dict())
     with torch.no_grad():
-        got = torch.stack([s.pred_score for s in model(x, samples, mode='predict')])
+        got = torch.stack([s.pred_score for s in compiled(x, samples, mode='predict')])
     assert_close_derived(got, reference, n, what='compiled predict scores')
     with pytest.raises(TypeError, match='has no extract_feat'):
         compile_model(torch.nn.Conv2d(3, 3, 1))

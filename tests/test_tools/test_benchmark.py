@@ -146,6 +146,47 @@ def test_without_reference_rows_are_compared_with_the_first(tmp_path):
     assert 'no --reference' in proc.stdout
 
 
+def test_published_size(tmp_path):
+    """--published: the peer also at its config's test crop (224 for this one), beside
+    --shape, each row with its input and its FLOPs."""
+    proc, result, _ = bench(tmp_path, CLS, *TINY, '--no-latency', '--published',
+                            '--peers', 'mobilenet-v3-small-050_3rdparty_in1k')
+    rows = {(r['name'], tuple(r['shape'])): r for r in result['rows']}
+    peer = 'mobilenet-v3-small-050_3rdparty_in1k'
+    assert sorted(rows) == sorted([('emo-1m_8xb256_in1k', (64, 64)), (peer, (64, 64)),
+                                   (peer, (224, 224))])
+    big, small = rows[(peer, (224, 224))], rows[(peer, (64, 64))]
+    assert 'published size' in big['note'] and 'published' not in small['note']
+    assert big['flops'] > 5 * small['flops']  # 12x the pixels; the head is fixed
+    assert '| 224x224 |' in proc.stdout and 'Fastest form of each model' in proc.stdout
+
+
+def test_cost_against_size_and_batch(tmp_path):
+    """--sizes / --batches: every model at batch 1 at each size and at each batch at
+    --shape, the time per pixel derived from the median, a peak memory, and the plot."""
+    plot = tmp_path / 'scaling.png'
+    proc, result, _ = bench(tmp_path, CLS, '--peers', 'mobilenet-v3-small-050_3rdparty_in1k',
+                            '--sizes', '32', '48x80', '--batches', '1', '3', '--shape', '32',
+                            '--rounds', '2', '--iters', '1', '--threads', '1', '--deploy',
+                            '--plot', str(plot))
+    rows = result['rows']
+    points = [(r['name'], r['batch'], tuple(r['shape'])) for r in rows]
+    assert len(points) == len(set(points)) == 2 * 3  # (1, 32x32) is one point of both
+    for r in rows:
+        ms = r['ms_per_pass']
+        assert len(ms['rounds']) == 2 and ms['min'] <= ms['median'] <= ms['max']
+        h, w = r['shape']
+        assert r['ns_per_pixel'] == pytest.approx(1e6 * ms['median'] / (r['batch'] * h * w))
+        assert r['img_per_s'] == pytest.approx(1000 * r['batch'] / ms['median'])
+        assert r['peak_memory_mib'] is not None and r['peak_memory_mib'] >= 0
+    emo = {(r['batch'], tuple(r['shape'])): r for r in rows if r['kind'] == 'config'}
+    assert emo[(1, (48, 80))]['flops'] > 1.5 * emo[(1, (32, 32))]['flops']
+    assert emo[(3, (32, 32))]['flops'] == emo[(1, (32, 32))]['flops']  # per image
+    assert 'Batch 1 against the input size' in proc.stdout
+    assert 'Against the batch at 32x32' in proc.stdout
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
 def test_bad_options_fail_clearly(monkeypatch, capsys, tmp_path):
     tool = load_tool('tools/analysis/benchmark.py')
     # --deploy on a config whose backbone cannot re-parameterize: named, before timing
@@ -170,6 +211,9 @@ def test_bad_options_fail_clearly(monkeypatch, capsys, tmp_path):
     assert 'give at least one CONFIG' in error()
     assert '--shape takes H W' in error(CLS, '--shape', '1', '2', '3')
     assert '--reference: no Python file nope.py' in error(CLS, '--reference', 'nope.py')
+    assert '--sizes takes N or HxW' in error(CLS, '--sizes', '224', 'big')
+    assert 'time the torch forms' in error(CLS, '--sizes', '224', '--backend', 'onnxruntime')
+    assert '--plot draws the table of --sizes' in error(CLS, '--plot', 'x.png')
     not_a_reference = tmp_path / 'empty.py'
     not_a_reference.write_text('')
     with pytest.raises(AttributeError, match=f'{not_a_reference}: the file defines no '

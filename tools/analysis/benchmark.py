@@ -40,6 +40,12 @@ Examples:
     python tools/analysis/benchmark.py configs/detection/ssdlite_emo-1m_8xb24-600e_coco.py \\
         --part model --batch-size 8              # the whole detector at 320x320
     python tools/analysis/benchmark.py CONFIG --train --amp --channels-last --device cuda
+    python tools/analysis/benchmark.py configs/classification/emo-1m_8xb256_in1k.py \\
+        --peers edgenext-xxsmall_3rdparty_in1k --published --backend pytorch compile \\
+        openvino --int8 --deploy --channels-last --threads 2   # every form, like with like
+    python tools/analysis/benchmark.py configs/classification/emo-1m_8xb256_in1k.py \\
+        --peers mobilevit-xxsmall_3rdparty_in1k --deploy --channels-last \\
+        --sizes 224 512 1024 800x1333 --batches 1 8 32 64 --plot scaling.png
 """
 import argparse
 import datetime
@@ -117,6 +123,16 @@ def get_args(argv=None):
                         help='also time every peer at its published input size (the test '
                         'crop of its mmpretrain config, e.g. 256 for EdgeNeXt-XXS and '
                         'MobileViT-XXS) where it differs from --shape / 224')
+    parser.add_argument('--sizes', nargs='+', metavar='N_OR_HxW',
+                        help='cost as the input grows: time and peak memory of every model '
+                        'at batch 1 at each size (e.g. 224 384 512 768 1024 800x1333), '
+                        'with the time per pixel; replaces the usual table (torch forms '
+                        'only: pytorch or compile)')
+    parser.add_argument('--batches', type=int, nargs='+', metavar='B',
+                        help='cost as the batch grows: time and peak memory of every model '
+                        'at each batch size (e.g. 1 8 32 64) at --shape / 224')
+    parser.add_argument('--plot', metavar='FILE.png',
+                        help='with --sizes / --batches: a plot of the scaling table')
     parser.add_argument('--rounds', type=int, default=5,
                         help='timing rounds over all models; min / median / max are '
                         'over them (default: 5)')
@@ -179,6 +195,19 @@ def get_args(argv=None):
     if args.train and args.deploy:
         parser.error('--deploy is an inference form (BatchNorms folded away); not with '
                      '--train')
+    if args.sizes:
+        try:
+            args.sizes = [parse_size(v) for v in args.sizes]
+        except ValueError:
+            parser.error(f'--sizes takes N or HxW (e.g. 224 800x1333), got {args.sizes}')
+    if args.sizes or args.batches:
+        if args.train or args.int8 or set(args.backend) - {'pytorch', 'compile'}:
+            parser.error('--sizes / --batches time the torch forms (--backend pytorch '
+                         'and / or compile), inference only')
+        if args.batches and min(args.batches) < 1:
+            parser.error('--batches must be >= 1')
+    elif args.plot:
+        parser.error('--plot draws the table of --sizes / --batches')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error(f'--device cuda: torch {torch.__version__} sees no CUDA device '
                      f'(torch.cuda.is_available() is False; CUDA build: '
@@ -190,6 +219,15 @@ def get_args(argv=None):
         if not (args.reference.endswith('.py') and osp.isfile(args.reference)):
             parser.error(f'--reference: no Python file {args.reference}')
     return args
+
+
+def parse_size(text):
+    """'224' -> (224, 224); '800x1333' -> (800, 1333)."""
+    h, _, w = str(text).lower().partition('x')
+    h, w = int(h), int(w or h)
+    if h < 1 or w < 1:
+        raise ValueError(text)
+    return h, w
 
 
 def load_reference(path):
@@ -546,9 +584,13 @@ def run(args):
                             if form in ('pytorch', 'compile') else
                             ExportedRunner(e, args, osp.join(folder, backend.replace(' ', '_')),
                                            i, form, int8))
-                    for b in sizes:  # warm-up; the first call also checks that it runs
-                        for _ in range(max(args.warmup, 1)):
-                            step(b)
+                    # warm-up; the first call also checks that it runs. The compiled form
+                    # goes through the sizes twice: its first timed pass at each size after
+                    # both had compiled was seconds slow (once, for every model)
+                    for _ in range(2 if form == 'compile' else 1):
+                        for b in sizes:
+                            for _ in range(max(args.warmup, 1)):
+                                step(b)
                 except Exception as err:
                     raise RuntimeError(
                         f'{e.name} ({e.source}) fails with backend {backend}, '
@@ -735,10 +777,217 @@ def ratio_text(a, p):
     return f'{t:.2f}'
 
 
+# ------------------------------------------------------------ cost as work grows
+
+
+def _status_kib(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    raise OSError(f'/proc/self/status has no {key}')
+
+
+def peak_memory_mib(fn):
+    """Peak resident memory one call of ``fn`` adds, in MiB: glibc's free memory is
+    handed back first (``malloc_trim``, so memory kept from earlier passes does not hide
+    this one's), the peak reset (``/proc/self/clear_refs``), then ``VmHWM`` after the
+    call minus ``VmRSS`` before it. None where Linux's /proc or glibc cannot tell."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # VmHWM := VmRSS
+        before = _status_kib('VmRSS')
+    except (OSError, AttributeError):
+        fn()
+        return None
+    fn()
+    return (_status_kib('VmHWM') - before) / 1024
+
+
+def run_scaling(args):
+    """``--sizes`` / ``--batches``: every model in each torch form at each point (batch 1
+    at each size; each batch at --shape), interleaved point by point; per point a
+    warm-up pass (the compile of a new shape for ``compile``), a pass whose peak memory
+    is measured, then ``--rounds`` rounds of up to ``--iters`` passes (about a second at
+    most, at least one) per model."""
+    device = torch.device(args.device)
+    args.keep_freed_memory = False if args.default_malloc else keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.published, args.backend_forms = False, list(args.backend)
+    base = tuple(args.shape or (224, 224))
+    points = ([(1, tuple(hw)) for hw in args.sizes or []] +
+              [(b, base) for b in args.batches or []])
+    points = list(dict.fromkeys(points))
+    entries, _ = build_entries(args)
+    if 'compile' in args.backend:  # one static graph per shape and model: raise the limit
+        limit = 2 * len(points) * len(entries) + 8
+        for key in ('recompile_limit', 'cache_size_limit', 'accumulated_recompile_limit'):
+            if hasattr(torch._dynamo.config, key):
+                setattr(torch._dynamo.config, key, max(getattr(torch._dynamo.config, key),
+                                                      limit))
+    modules = []  # (entry, form, module)
+    for e in entries:
+        channels_last = args.channels_last and e.kind != 'reference'
+        e.module.to(device).eval()
+        if channels_last:
+            e.module.to(memory_format=torch.channels_last)
+        for form in args.backend:
+            if form == 'compile':
+                from emo.deployment.inductor import compile_for_inference
+                modules.append((e, form, compile_for_inference(e.module), channels_last))
+            else:
+                modules.append((e, form, e.module, channels_last))
+    g = torch.Generator().manual_seed(0)
+    rows, flops_at = [], {}
+    for batch, hw in points:
+        x = torch.randn(batch, 3, *hw, generator=g).to(device)
+        todo = []
+        for e, form, module, channels_last in modules:
+            inp = x.contiguous(memory_format=torch.channels_last if channels_last else
+                               torch.contiguous_format)
+
+            def call(module=module, inp=inp):
+                with torch.inference_mode(), torch.autocast(device.type, enabled=args.amp,
+                                                            dtype=torch.bfloat16):
+                    out = module(inp)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize(device)
+                return out
+
+            try:
+                start = time.perf_counter()
+                call()  # warm-up; compiles this shape for the compiled form
+                compile_s = time.perf_counter() - start if form == 'compile' else None
+                memory = peak_memory_mib(call)
+            except Exception as err:
+                raise RuntimeError(f'{e.name} ({e.source}) fails with backend {form} at '
+                                   f'batch {batch}, input {hw[0]}x{hw[1]}: '
+                                   f'{type(err).__name__}: {err}') from err
+            if (id(e), hw) not in flops_at:  # the same network in every form
+                flops_at[(id(e), hw)] = model_complexity(e.module, hw, warn=False)['flops']
+            flops = flops_at[(id(e), hw)]
+            row = dict(name=e.name, kind=e.kind, source=e.source, backend=form,
+                       shape=list(hw), batch=batch, params=e.params, flops=flops,
+                       peak_memory_mib=memory, compile_s=compile_s, ms=[])
+            rows.append(row)
+            todo.append((row, call))
+        for _ in range(args.rounds):
+            for row, call in todo:
+                n, start = 0, time.perf_counter()
+                while n < 1 or (n < args.iters and time.perf_counter() - start < 1.0):
+                    call()
+                    n += 1
+                row['ms'].append(1000 * (time.perf_counter() - start) / n)
+        print(f'batch {batch}, {hw[0]}x{hw[1]} done', file=sys.stderr, flush=True)
+    for row in rows:
+        row['ms_per_pass'] = stats(row.pop('ms'))
+        ms = row['ms_per_pass']['median']
+        row['img_per_s'] = 1000 * row['batch'] / ms
+        row['ns_per_pixel'] = 1e6 * ms / (row['batch'] * row['shape'][0] * row['shape'][1])
+    return rows
+
+
+def scaling_markdown(rows, args, info):
+    """The tables of ``--sizes`` (batch 1 against the input size, with the time per pixel
+    relative to the model's at the first size) and ``--batches``."""
+    lines = [f'inference ({options_text(args)}), {args.device}, {info["torch_threads"]} '
+             f'torch thread(s), form {" + ".join(args.backend)}, malloc '
+             f'{"keeps freed memory" if args.keep_freed_memory else "default"}; ms per pass: '
+             f'median (min - max) over {args.rounds} rounds; GFLOPs per image; peak MiB: '
+             'resident memory a pass adds (VmHWM).']
+    key = lambda r: (r['name'], r['backend'])  # noqa: E731
+    sizes = [tuple(s) for s in args.sizes or []]
+    if sizes:
+        lines += ['', 'Batch 1 against the input size ("x 1st" = ns per pixel relative to '
+                  f'{sizes[0][0]}x{sizes[0][1]}; 1.00 = linear in the pixels):', '',
+                  '| model | form | input | Mpixel | GFLOPs | ms | ns / pixel | x 1st | '
+                  'peak MiB |', '|---|---|---|---:|---:|---|---:|---:|---:|']
+        first = {}
+        for r in rows:
+            if r['batch'] != 1 or tuple(r['shape']) not in sizes:
+                continue
+            first.setdefault(key(r), r['ns_per_pixel'])
+            t = r['ms_per_pass']
+            mem = r['peak_memory_mib']
+            lines.append(
+                f'| {r["name"]} | {r["backend"]} | {r["shape"][0]}x{r["shape"][1]} | '
+                f'{r["shape"][0] * r["shape"][1] / 1e6:.3f} | {r["flops"] / 1e9:.3f} | '
+                f'{t["median"]:.1f} ({t["min"]:.1f} - {t["max"]:.1f}) | '
+                f'{r["ns_per_pixel"]:.1f} | {r["ns_per_pixel"] / first[key(r)]:.2f} | '
+                + (f'{mem:.0f}' if mem is not None else '-') + ' |')
+    if args.batches:
+        hw = tuple(args.shape or (224, 224))
+        lines += ['', f'Against the batch at {hw[0]}x{hw[1]}:', '',
+                  '| model | form | batch | ms / pass | img/s | ms / image | peak MiB |',
+                  '|---|---|---:|---|---:|---:|---:|']
+        for r in rows:
+            if tuple(r['shape']) != hw or r['batch'] not in args.batches:
+                continue
+            t, mem = r['ms_per_pass'], r['peak_memory_mib']
+            lines.append(
+                f'| {r["name"]} | {r["backend"]} | {r["batch"]} | {t["median"]:.1f} '
+                f'({t["min"]:.1f} - {t["max"]:.1f}) | {r["img_per_s"]:.1f} | '
+                f'{t["median"] / r["batch"]:.2f} | ' +
+                (f'{mem:.0f}' if mem is not None else '-') + ' |')
+    return '\n'.join(lines)
+
+
+def scaling_plot(rows, args, path):
+    """``--plot``: batch-1 time and time per pixel against the pixels (``--sizes``), and
+    img/s and peak memory against the batch (``--batches``)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    sizes = [tuple(s) for s in args.sizes or []]
+    panels = (['ms', 'ns'] if sizes else []) + (['batch'] if args.batches else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    series = list(dict.fromkeys((r['name'], r['backend']) for r in rows))
+    hw = tuple(args.shape or (224, 224))
+    for ax, panel in zip(axes[0], panels):
+        for name, form in series:
+            label = name if len(args.backend) == 1 else f'{name} ({form})'
+            mine = [r for r in rows if (r['name'], r['backend']) == (name, form)]
+            if panel in ('ms', 'ns'):
+                pts = sorted((r['shape'][0] * r['shape'][1] / 1e6, r) for r in mine
+                             if r['batch'] == 1 and tuple(r['shape']) in sizes)
+                xs = [p for p, _ in pts]
+                ys = [r['ms_per_pass']['median'] if panel == 'ms' else r['ns_per_pixel']
+                      for _, r in pts]
+            else:
+                pts = sorted((r['batch'], r) for r in mine if tuple(r['shape']) == hw and
+                             r['batch'] in args.batches)
+                xs, ys = [p for p, _ in pts], [r['img_per_s'] for _, r in pts]
+            ax.plot(xs, ys, marker='o', label=label)
+        if panel == 'ms':
+            ax.set(xscale='log', yscale='log', xlabel='input (megapixels), batch 1',
+                   ylabel='ms per image', title='time against pixels')
+        elif panel == 'ns':
+            ax.set(xscale='log', xlabel='input (megapixels), batch 1',
+                   ylabel='ns per pixel', title='time per pixel (flat = linear)')
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set(xscale='log', xlabel=f'batch ({hw[0]}x{hw[1]})', ylabel='img/s',
+                   title='throughput against batch')
+            ax.set_xticks(args.batches, [str(b) for b in args.batches])
+        ax.grid(True, which='both', alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     args = get_args(argv)
     load_before = list(os.getloadavg()) if hasattr(os, 'getloadavg') else None
-    rows = run(args)
+    scaling = bool(args.sizes or args.batches)
+    rows = run_scaling(args) if scaling else run(args)
     info = machine_info(args)
     info['load_average_before'] = load_before  # 1 / 5 / 15 min; a busy machine shows here
     out = args.out or osp.join(
@@ -751,8 +1000,11 @@ def main(argv=None):
                   rows=rows, table=None)
     with open(out, 'w') as f:  # the figures first: a long run keeps them whatever follows
         json.dump(result, f, indent=2)
-    result['table'] = table = markdown(rows, args, info)
+    result['table'] = table = (scaling_markdown if scaling else markdown)(rows, args, info)
     print(table)
+    if args.plot:
+        result['plot'] = scaling_plot(rows, args, args.plot)
+        print(f'\nplot: {args.plot}')
     with open(out, 'w') as f:
         json.dump(result, f, indent=2)
     print(f'\nresults: {out}')
