@@ -28,7 +28,7 @@ import os.path as osp
 import pytest
 import torch
 from helpers import (REPO, accumulation_length, assert_close_derived, check_int8_executorch,
-                     check_int8_onnxruntime, check_int8_openvino, decisions_equal_outside_ties,
+                     check_int8_onnxruntime, decisions_equal_outside_ties,
                      int8_probe, int8_pte, shared_dir)
 from mmengine.config import Config
 from reference_emo2 import randomize_
@@ -38,7 +38,7 @@ from emo.apis import build_model_from_cfg, reparameterize_model
 from emo.deployment import export_onnx, export_wrapper
 from emo.deployment.executorch import ExecuTorchModel, export_executorch
 from emo.deployment.openvino import OpenVINOModel, export_openvino
-from emo.deployment.quantize import quantize_onnxruntime, quantize_openvino
+from emo.deployment.quantize import quantize_onnxruntime
 from emo.models import EMOv2
 
 DEMO = osp.join(REPO, 'configs/demo/emo-1m_demo_cls.py')
@@ -192,21 +192,6 @@ def ort_int8(probe, onnx_file, tmp_path_factory):
 
 def test_onnxruntime_int8_keeps_decisions(probe, ort_int8):
     check_int8_onnxruntime(probe, ort_int8)
-
-
-@pytest.fixture(scope='module')
-def ov_int8(probe, onnx_file, tmp_path_factory):
-    def make(out):
-        quantize_openvino(onnx_file, osp.join(out, 'int8.xml'), list(probe[2].split(1)))
-    return osp.join(shared_dir(tmp_path_factory, 'emo2_quantize_ov', make), 'int8.xml')
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'NNCF INT8 of EMOv2-1M is outside the bound (measured: logits off by 1.35 RMS > '
-    '1.05, top-1 kept on 71% of the probe images; ignoring MatMul: 0.91 > 0.76, 92%); '
-    "EMO's is within it (test_quantize.py)"))
-def test_openvino_int8_keeps_decisions(probe, ov_int8):
-    check_int8_openvino(probe, ov_int8)
 
 
 @pytest.fixture(scope='module')
